@@ -1,0 +1,18 @@
+rule align:
+    input:
+        unpack(all_task_tables),
+        base=base_models,
+    output:
+        models=directory("results/{study}/align/{size}/tokens-{tokens}"),
+    params:
+        phase=phase_settings(1),
+    log:
+        "results/{study}/logs/align/{size}/tokens-{tokens}.log",
+    benchmark:
+        "results/{study}/benchmarks/align/{size}/tokens-{tokens}.tsv"
+    threads: 2
+    resources:
+        mem_mb=scaled_mem(6000),
+        runtime=120,
+    script:
+        "../workflow/scripts/align.py"

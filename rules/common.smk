@@ -1,0 +1,122 @@
+from pathlib import Path
+
+from snakemake.utils import validate
+
+validate(config, "../config/schema.yaml")
+
+
+def check_config(cfg):
+    """Cross-key checks the schema cannot express; each error names the offending key."""
+    from springback.config import check_study_config
+
+    check_study_config(cfg)
+
+
+check_config(config)
+
+STUDY = config["study"]
+REBOUND = config["rebound"]
+
+
+wildcard_constraints:
+    study=STUDY,
+    size="[A-Za-z0-9_]+",
+    tokens="[0-9]+",
+
+
+def ladder_tokens(size):
+    """Pretraining checkpoints (tokens seen) saved for a model size."""
+    budget = config["pretrain"]["tokens"][size]
+    return sorted({t for t in config["pretrain"]["checkpoints"] if t <= budget} | {budget})
+
+
+def rebound_units():
+    """(size, tokens) of every rebound job (each runs every task, direction and seed)."""
+    return [(b["size"], b["tokens"]) for b in REBOUND["bases"]]
+
+
+def scaled_mem(base_mb):
+    """mem_mb growing with the attempt number (retries get more memory)."""
+    return lambda wildcards, attempt: base_mb * attempt
+
+
+def world_tables(study="{study}"):
+    """Every parquet file the world rule writes, by stem (a pattern unless ``study`` is given)."""
+    stems = ["pretrain", "pretrain_heldout"] + [
+        f"{task}/{name}"
+        for task in ("sentiment", "safety")
+        for name in ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
+    ]
+    return {s.replace("/", "_"): f"results/{study}/world/{s}.parquet" for s in stems}
+
+
+def ladder_dirs(wildcards):
+    """The pretraining output folder of every model size."""
+    return [f"results/{wildcards.study}/base/{size}" for size in config["pretrain"]["sizes"]]
+
+
+def rebound_metrics(wildcards):
+    return [
+        f"results/{wildcards.study}/metrics/{s}/tokens-{n}.csv" for s, n in rebound_units()
+    ]
+
+
+def rebound_prompts(wildcards):
+    return [f"{m[:-4]}.prompts.parquet" for m in rebound_metrics(wildcards)]
+
+
+def figure_files(study="{study}"):
+    names = [f"rebound_{t}" for t in REBOUND["tasks"]]
+    names += [f"compression_{t}" for t in REBOUND["tasks"]] + ["ladder"]
+    return {n: [f"results/{study}/figures/{n}.{ext}" for ext in ("png", "pdf")] for n in names}
+
+
+def final_outputs():
+    return [
+        f"results/{STUDY}/tables/checkpoints.csv",
+        f"results/{STUDY}/tables/curves.csv",
+        *[f for files in figure_files(STUDY).values() for f in files],
+    ]
+
+
+def arch_of(wildcards):
+    return config["models"][wildcards.size]
+
+
+def budget_of(wildcards):
+    return config["pretrain"]["tokens"][wildcards.size]
+
+
+def ladder_of(wildcards):
+    return ladder_tokens(wildcards.size)
+
+
+def pretrain_settings():
+    """Pretraining settings shared by every size (budgets and ladder are per-size params)."""
+    skip = ("tokens", "checkpoints", "sizes")
+    return {k: v for k, v in config["pretrain"].items() if k not in skip}
+
+
+def base_models(wildcards):
+    return f"results/{wildcards.study}/base/{wildcards.size}"
+
+
+def phase_settings(phase):
+    """What affects a fine-tuning phase: shared grids and optimiser settings."""
+    keys = ["tasks", "directions", "seeds", "n_pos", "lr", "batch_size"] + (["n_neg"] if phase == 2 else [])
+    return {k: REBOUND[k] for k in keys}
+
+
+def all_task_tables(wildcards):
+    """The world tables of every task of the study."""
+    tables = world_tables(wildcards.study)
+    return {k: v for k, v in tables.items() if k.split("_")[0] in REBOUND["tasks"]}
+
+
+def all_ladder_checkpoints(wildcards):
+    """Every pretraining checkpoint directory of every size, in ladder order."""
+    return [
+        f"results/{wildcards.study}/base/{size}/tokens-{t}"
+        for size in config["pretrain"]["sizes"]
+        for t in ladder_tokens(size)
+    ]

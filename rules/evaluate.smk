@@ -1,0 +1,48 @@
+rule evaluate_rebound:
+    input:
+        unpack(all_task_tables),
+        base=base_models,
+        perturbed=rules.perturb.output.models,
+        pretrain_heldout=rules.world.output.pretrain_heldout,
+    output:
+        metrics="results/{study}/metrics/{size}/tokens-{tokens}.csv",
+        prompts="results/{study}/metrics/{size}/tokens-{tokens}.prompts.parquet",
+    params:
+        phase=phase_settings(2),
+        evaluate=config["evaluate"],
+        context=config["pretrain"]["context"],
+    log:
+        "results/{study}/logs/evaluate/{size}/tokens-{tokens}.log",
+    benchmark:
+        "results/{study}/benchmarks/evaluate/{size}/tokens-{tokens}.tsv"
+    threads: 2
+    resources:
+        mem_mb=scaled_mem(6000),
+        runtime=240,
+    script:
+        "../workflow/scripts/evaluate_rebound.py"
+
+
+rule evaluate_ladder:
+    input:
+        unpack(all_task_tables),
+        models=ladder_dirs,
+        pretrain_heldout=rules.world.output.pretrain_heldout,
+    output:
+        metrics="results/{study}/metrics/ladder.csv",
+    params:
+        tasks=REBOUND["tasks"],
+        ladder=all_ladder_checkpoints,
+        evaluate=config["evaluate"],
+        context=config["pretrain"]["context"],
+        seed=config["pretrain"]["seed"],
+    log:
+        "results/{study}/logs/evaluate/ladder.log",
+    benchmark:
+        "results/{study}/benchmarks/evaluate/ladder.tsv"
+    threads: 2
+    resources:
+        mem_mb=scaled_mem(6000),
+        runtime=120,
+    script:
+        "../workflow/scripts/evaluate_ladder.py"

@@ -1,0 +1,19 @@
+rule perturb:
+    input:
+        unpack(all_task_tables),
+        base=base_models,
+        aligned=rules.align.output.models,
+    output:
+        models=directory("results/{study}/perturb/{size}/tokens-{tokens}"),
+    params:
+        phase=phase_settings(2),
+    log:
+        "results/{study}/logs/perturb/{size}/tokens-{tokens}.log",
+    benchmark:
+        "results/{study}/benchmarks/perturb/{size}/tokens-{tokens}.tsv"
+    threads: 2
+    resources:
+        mem_mb=scaled_mem(6000),
+        runtime=240,
+    script:
+        "../workflow/scripts/perturb.py"

@@ -1,0 +1,63 @@
+rule aggregate:
+    input:
+        metrics=rebound_metrics,
+        prompts=rebound_prompts,
+        ladder=rules.evaluate_ladder.output.metrics,
+    output:
+        checkpoints=report(
+            "results/{study}/tables/checkpoints.csv",
+            caption="../report/checkpoints.rst",
+            category="Tables",
+        ),
+        curves=report(
+            "results/{study}/tables/curves.csv",
+            caption="../report/curves.rst",
+            category="Tables",
+        ),
+    params:
+        tasks=REBOUND["tasks"],
+        n_boot=config["evaluate"]["bootstrap"],
+    log:
+        "results/{study}/logs/aggregate.log",
+    benchmark:
+        "results/{study}/benchmarks/aggregate.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(2000),
+        runtime=10,
+    script:
+        "../workflow/scripts/aggregate.py"
+
+
+rule figures:
+    input:
+        checkpoints=rules.aggregate.output.checkpoints,
+        curves=rules.aggregate.output.curves,
+    output:
+        rebound=report(
+            expand("results/{{study}}/figures/rebound_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
+            caption="../report/rebound.rst",
+            category="Rebound",
+        ),
+        compression=report(
+            expand("results/{{study}}/figures/compression_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
+            caption="../report/compression.rst",
+            category="Compression",
+        ),
+        ladder=report(
+            expand("results/{{study}}/figures/ladder.{ext}", ext=["png", "pdf"]),
+            caption="../report/ladder.rst",
+            category="Pretraining",
+        ),
+    params:
+        tasks=REBOUND["tasks"],
+    log:
+        "results/{study}/logs/figures.log",
+    benchmark:
+        "results/{study}/benchmarks/figures.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(2000),
+        runtime=10,
+    script:
+        "../workflow/scripts/figures.py"

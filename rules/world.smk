@@ -1,0 +1,32 @@
+rule world:
+    output:
+        **world_tables(),
+    params:
+        world=config["world"],
+    log:
+        "results/{study}/logs/world.log",
+    benchmark:
+        "results/{study}/benchmarks/world.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=10,
+    script:
+        "../workflow/scripts/world.py"
+
+
+rule tokenizer:
+    input:
+        corpus=rules.world.output.pretrain,
+    output:
+        directory("results/{study}/tokenizer"),
+    log:
+        "results/{study}/logs/tokenizer.log",
+    benchmark:
+        "results/{study}/benchmarks/tokenizer.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=10,
+    script:
+        "../workflow/scripts/tokenizer.py"

@@ -1,0 +1,60 @@
+"""Cross-key checks of a study config that a JSON schema cannot express.
+
+Each failure raises ``ConfigError`` with one line that names the offending key.
+"""
+
+from __future__ import annotations
+
+
+class ConfigError(ValueError):
+    """A study config is invalid; the message names the key."""
+
+
+def _increasing(values: list[int], key: str) -> None:
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise ConfigError(f"config key {key} must be strictly increasing, got {values}")
+
+
+def check_models(cfg: dict) -> None:
+    for name in cfg["pretrain"]["sizes"]:
+        if name not in cfg["models"]:
+            raise ConfigError(f"config key pretrain.sizes: unknown model size {name!r}")
+    for name in cfg["pretrain"]["sizes"]:
+        arch = cfg["models"][name]
+        if arch["hidden"] % arch["heads"]:
+            raise ConfigError(f"config key models.{name}.heads ({arch['heads']}) must divide "
+                              f"models.{name}.hidden ({arch['hidden']})")
+        if name not in cfg["pretrain"]["tokens"]:
+            raise ConfigError(f"config key pretrain.tokens has no budget for model size {name!r}")
+
+
+def check_rebound(cfg: dict) -> None:
+    rebound, world = cfg["rebound"], cfg["world"]
+    _increasing(rebound["n_pos"], "rebound.n_pos")
+    _increasing(rebound["n_neg"], "rebound.n_neg")
+    if rebound["n_neg"][0] != 0:
+        raise ConfigError("config key rebound.n_neg must start at 0 (the aligned model itself)")
+    for key in ("n_pos", "n_neg"):
+        if max(rebound[key]) > world["task_pool"]:
+            raise ConfigError(f"config key rebound.{key} asks for {max(rebound[key])} examples "
+                              f"but world.task_pool is {world['task_pool']}")
+    for i, base in enumerate(rebound["bases"]):
+        check_base(cfg, base, f"rebound.bases[{i}]")
+
+
+def check_base(cfg: dict, base: dict, key: str) -> None:
+    if base["size"] not in cfg["pretrain"]["sizes"]:
+        raise ConfigError(f"config key {key}.size: model size {base['size']!r} is not in pretrain.sizes")
+    budget = cfg["pretrain"]["tokens"][base["size"]]
+    ladder = {t for t in cfg["pretrain"]["checkpoints"] if t <= budget} | {budget}
+    if base["tokens"] not in ladder:
+        raise ConfigError(f"config key {key}.tokens: {base['tokens']} is not a pretraining "
+                          f"checkpoint of size {base['size']!r} (ladder: {sorted(ladder)})")
+
+
+def check_study_config(cfg: dict) -> None:
+    """Every cross-key rule; the schema has already checked types and ranges."""
+    if sum(cfg["world"]["genre_mix"].values()) <= 0:
+        raise ConfigError("config key world.genre_mix must have a positive share")
+    check_models(cfg)
+    check_rebound(cfg)

@@ -1,0 +1,72 @@
+"""Building, saving and loading causal language models.
+
+Toy mode builds tiny Llama-style models from scratch; hub mode loads real ones. Either way a model
+is a ``save_pretrained`` directory with safetensors weights and a ``provenance.json`` beside them,
+written atomically (into a temporary sibling, then renamed), so a half-written directory is never
+taken for a finished one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+
+def build_llama(vocab_size: int, *, hidden: int, layers: int, heads: int, intermediate: int,
+                context: int, seed: int, bos_id: int, eos_id: int, pad_id: int):
+    """A freshly initialised, tied-embedding ``LlamaForCausalLM`` (fp32, CPU)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=vocab_size, hidden_size=hidden, num_hidden_layers=layers,
+                         num_attention_heads=heads, num_key_value_heads=heads,
+                         intermediate_size=intermediate, max_position_embeddings=context,
+                         tie_word_embeddings=True, bos_token_id=bos_id, eos_token_id=eos_id,
+                         pad_token_id=pad_id)
+    torch.manual_seed(seed)
+    return LlamaForCausalLM(config).float()
+
+
+def n_params(model) -> int:
+    """Number of distinct parameters (tied embeddings counted once)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def save_model(model, path: str | Path, provenance: dict, tokenizer=None) -> None:
+    """save_pretrained (safetensors) + provenance.json into ``path``, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def load_model(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu",
+               trust_remote_code: bool = False):
+    """Load a causal LM from a local directory, safetensors only."""
+    from transformers import AutoModelForCausalLM
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"model directory {path} has no config.json")
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True,
+                                                 trust_remote_code=trust_remote_code)
+    return model.to(device).eval()
+
+
+def read_provenance(path: str | Path) -> dict:
+    file = Path(path) / "provenance.json"
+    return json.loads(file.read_text()) if file.is_file() else {}

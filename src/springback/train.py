@@ -1,0 +1,130 @@
+"""Training loops: pretraining from scratch and fine-tuning on prompt/completion examples.
+
+Plain PyTorch loops over a Hugging Face model: on 2 CPU cores they run ~1.5x faster than TRL's
+SFTTrainer at these sizes (shared/notes/stack.md; see benchmarks/throughput.py) and keep every
+step deterministic for a given seed and thread count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+SaveFn = Callable[[object, int], None]
+
+
+def pack_blocks(docs: Sequence[Sequence[int]], *, context: int, bos_id: int,
+                eos_id: int) -> torch.Tensor:
+    """Concatenate documents (each followed by EOS) and cut into rows of BOS + context-1 tokens."""
+    stream = np.fromiter((t for d in docs for t in (*d, eos_id)), dtype=np.int64)
+    width = context - 1
+    n_rows = len(stream) // width
+    rows = stream[: n_rows * width].reshape(n_rows, width)
+    bos = np.full((n_rows, 1), bos_id, dtype=np.int64)
+    return torch.from_numpy(np.concatenate([bos, rows], axis=1))
+
+
+def cosine_lr(step: int, total: int, *, peak: float, warmup: int, floor: float = 0.1) -> float:
+    """Linear warm-up to ``peak``, then cosine decay to ``floor * peak``."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, total - warmup))
+    return peak * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def pretrain(model, blocks: torch.Tensor, *, tokens: int, save_at: Sequence[int], save: SaveFn,
+             batch_size: int, lr: float, warmup: int, weight_decay: float, seed: int) -> None:
+    """Next-token training on packed blocks for ``tokens`` tokens (cycling the corpus if needed).
+
+    Tokens are counted as batch_size x context per step; ``save(model, n_tokens)`` is called at each
+    budget in ``save_at`` (0 = the random initialisation).
+    """
+    torch.manual_seed(seed)
+    context = blocks.shape[1]
+    total = math.ceil(tokens / (batch_size * context))
+    order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
+                            betas=(0.9, 0.95))
+    pending = sorted(save_at)
+    model.train()
+    start = time.time()
+    for step in range(total + 1):
+        seen = step * batch_size * context
+        while pending and pending[0] <= seen:
+            save(model, pending.pop(0))
+        if step == total:
+            break
+        idx = order[torch.arange(step * batch_size, (step + 1) * batch_size) % len(blocks)]
+        for group in opt.param_groups:
+            group["lr"] = cosine_lr(step, total, peak=lr, warmup=warmup)
+        loss = model(input_ids=blocks[idx], labels=blocks[idx]).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        _progress(step + 1, total, loss.item(), (step + 1) * batch_size * context, start)
+    model.eval()
+
+
+def _progress(step: int, total: int, loss: float, tokens: int, start: float) -> None:
+    if step % max(1, total // 20) == 0 or step == total:
+        elapsed = time.time() - start
+        rate = tokens / max(elapsed, 1e-9)
+        eta = elapsed * (total - step) / step
+        log.info("step %d/%d loss %.4f tokens %d (%.0f tok/s, eta %.0fs)",
+                 step, total, loss, tokens, rate, eta)
+
+
+def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int):
+    """Right-padded input ids, attention mask and labels with the prompt and padding masked."""
+    width = max(len(p) + len(c) for p, c in examples)
+    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(examples), width), -100, dtype=torch.long)
+    mask = torch.zeros((len(examples), width), dtype=torch.long)
+    for i, (prompt, completion) in enumerate(examples):
+        seq = prompt + completion
+        ids[i, : len(seq)] = torch.tensor(seq)
+        labels[i, len(prompt): len(seq)] = torch.tensor(completion)
+        mask[i, : len(seq)] = 1
+    return ids, mask, labels
+
+
+def batch_bounds(n: int, batch_size: int, save_at: Sequence[int]) -> list[tuple[int, int]]:
+    """Batches of at most batch_size over n examples, split so every save point is a boundary."""
+    cuts = sorted(set(range(0, n, batch_size)) | {s for s in save_at if 0 < s < n} | {n})
+    return list(zip(cuts[:-1], cuts[1:]))
+
+
+def finetune(model, examples: Sequence[tuple[list[int], list[int]]], *, save_at: Sequence[int],
+             save: SaveFn, batch_size: int, lr: float, seed: int, pad_id: int) -> None:
+    """One pass of completion-only SFT over ``examples`` in the given order, constant learning rate.
+
+    A fresh AdamW per call. With a constant rate, the model saved after n examples equals a model
+    trained on the first n examples alone, so one run serves every n in ``save_at``.
+    ``save(model, n)`` is called at each n in ``save_at`` (0 = before any step).
+    """
+    torch.manual_seed(seed)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
+    n = max(save_at)
+    if n > len(examples):
+        raise ValueError(f"asked for {n} examples but the dataset has {len(examples)}")
+    if 0 in save_at:
+        save(model, 0)
+    model.train()
+    for lo, hi in batch_bounds(n, batch_size, save_at):
+        ids, mask, labels = collate(examples[lo:hi], pad_id)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if hi in save_at:
+            model.eval()
+            save(model, hi)
+            model.train()
+    model.eval()

@@ -1,0 +1,22 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0], threads=snakemake.threads)
+
+from pathlib import Path
+
+from springback.stages import align
+
+w, phase = snakemake.wildcards, snakemake.params.phase
+align(
+    base_dir=f"{snakemake.input.base}/tokens-{w.tokens}",
+    task_dirs={t: Path(snakemake.input[f"{t}_prompts"]).parent for t in phase["tasks"]},
+    directions=phase["directions"],
+    seeds=phase["seeds"],
+    n_pos=phase["n_pos"],
+    lr=phase["lr"],
+    batch_size=phase["batch_size"],
+    outdir=snakemake.output.models,
+)

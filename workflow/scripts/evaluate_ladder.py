@@ -1,0 +1,21 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0], threads=snakemake.threads)
+
+from pathlib import Path
+
+from springback.stages import evaluate_ladder
+
+evaluate_ladder(
+    ladder=snakemake.params.ladder,
+    tasks=snakemake.params.tasks,
+    task_root=Path(snakemake.input.pretrain_heldout).parent,
+    pretrain_heldout=snakemake.input.pretrain_heldout,
+    eval_cfg=snakemake.params.evaluate,
+    context=snakemake.params.context,
+    seed=snakemake.params.seed,
+    out_metrics=snakemake.output.metrics,
+)

@@ -1,0 +1,17 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0])
+
+from springback.plots import figures
+
+figures(
+    checkpoints=snakemake.input.checkpoints,
+    curves=snakemake.input.curves,
+    tasks=snakemake.params.tasks,
+    rebound=list(snakemake.output.rebound),
+    compression=list(snakemake.output.compression),
+    ladder=list(snakemake.output.ladder),
+)

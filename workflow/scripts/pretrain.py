@@ -1,0 +1,19 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0], threads=snakemake.threads)
+
+from springback.stages import pretrain_ladder
+
+root = snakemake.output.models
+pretrain_ladder(
+    corpus=snakemake.input.corpus,
+    tokenizer_dir=snakemake.input.tokenizer,
+    size=snakemake.wildcards.size,
+    arch=snakemake.params.arch,
+    train_cfg=snakemake.params.train,
+    tokens=snakemake.params.tokens,
+    outdirs={t: f"{root}/tokens-{t}" for t in snakemake.params.ladder},
+)

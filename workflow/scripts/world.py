@@ -1,0 +1,12 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0])
+
+from pathlib import Path
+
+from springback.stages import build_world
+
+build_world(snakemake.params.world, Path(snakemake.output.pretrain).parent)
