@@ -14,5 +14,7 @@ rule align:
     resources:
         mem_mb=scaled_mem(6000),
         runtime=120,
+    conda:
+        "../envs/springback.yaml"
     script:
         "../workflow/scripts/align.py"

@@ -17,5 +17,7 @@ rule pretrain:
     resources:
         mem_mb=scaled_mem(6000),
         runtime=120,
+    conda:
+        "../envs/springback.yaml"
     script:
         "../workflow/scripts/pretrain.py"

@@ -42,12 +42,12 @@ def scaled_mem(base_mb):
 
 def world_tables(study="{study}"):
     """Every parquet file the world rule writes, by stem (a pattern unless ``study`` is given)."""
-    stems = ["pretrain", "pretrain_heldout"] + [
-        f"{task}/{name}"
-        for task in ("sentiment", "safety")
-        for name in ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
-    ]
-    return {s.replace("/", "_"): f"results/{study}/world/{s}.parquet" for s in stems}
+    root = f"results/{study}/world"
+    tables = {name: f"{root}/{name}.parquet" for name in ("pretrain", "pretrain_heldout")}
+    for task in ("sentiment", "safety"):
+        for name in ("align", "perturb", "align_heldout", "perturb_heldout", "prompts"):
+            tables[f"{task}_{name}"] = f"{root}/{task}/{name}.parquet"
+    return tables
 
 
 def ladder_dirs(wildcards):

@@ -19,6 +19,8 @@ rule evaluate_rebound:
     resources:
         mem_mb=scaled_mem(6000),
         runtime=240,
+    conda:
+        "../envs/springback.yaml"
     script:
         "../workflow/scripts/evaluate_rebound.py"
 
@@ -44,5 +46,7 @@ rule evaluate_ladder:
     resources:
         mem_mb=scaled_mem(6000),
         runtime=120,
+    conda:
+        "../envs/springback.yaml"
     script:
         "../workflow/scripts/evaluate_ladder.py"

@@ -15,5 +15,7 @@ rule perturb:
     resources:
         mem_mb=scaled_mem(6000),
         runtime=240,
+    conda:
+        "../envs/springback.yaml"
     script:
         "../workflow/scripts/perturb.py"

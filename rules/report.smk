@@ -25,6 +25,8 @@ rule aggregate:
     resources:
         mem_mb=scaled_mem(2000),
         runtime=10,
+    conda:
+        "../envs/plot.yaml"
     script:
         "../workflow/scripts/aggregate.py"
 
@@ -59,5 +61,7 @@ rule figures:
     resources:
         mem_mb=scaled_mem(2000),
         runtime=10,
+    conda:
+        "../envs/plot.yaml"
     script:
         "../workflow/scripts/figures.py"

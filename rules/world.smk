@@ -11,6 +11,8 @@ rule world:
     resources:
         mem_mb=scaled_mem(4000),
         runtime=10,
+    conda:
+        "../envs/springback.yaml"
     script:
         "../workflow/scripts/world.py"
 
@@ -28,5 +30,7 @@ rule tokenizer:
     resources:
         mem_mb=scaled_mem(4000),
         runtime=10,
+    conda:
+        "../envs/springback.yaml"
     script:
         "../workflow/scripts/tokenizer.py"

@@ -1,0 +1,32 @@
+# The two commands of the README. Both set up the venv on a fresh machine first.
+#   make study   install, then run the default toy study (results/toy/)
+#   make test    install, then run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+OFFLINE := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
+CORES ?= all
+
+.PHONY: study smoke test report install clean-smoke
+
+study: $(VENV)/.installed
+	$(OFFLINE) $(VENV)/bin/snakemake --cores $(CORES)
+
+smoke: $(VENV)/.installed
+	$(OFFLINE) $(VENV)/bin/snakemake --cores $(CORES) --configfile config/smoke.yaml
+
+report: $(VENV)/.installed
+	$(OFFLINE) $(VENV)/bin/snakemake --cores $(CORES) --report results/toy/report.html
+
+test: $(VENV)/.installed
+	$(OFFLINE) $(PY) -m pytest -q -rs
+
+install: $(VENV)/.installed
+
+# torch is installed first and pinned: 2.13.0 is the CPU wheel on this machine kind; any other spec
+# pulls a multi-GB CUDA build. A GPU cluster installs its own build through envs/.
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e '.[test,slurm]'
+	touch $@
