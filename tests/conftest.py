@@ -1,0 +1,102 @@
+"""Shared fixtures: a tiny synthetic world, its tokenizer and tiny Llama models (session-scoped).
+
+Everything here is small enough for 2 shared CPU cores: 300 pretraining documents, a word-level
+tokenizer of ~500 words, one-layer models with hidden size 32.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+try:
+    import springback  # noqa: F401
+except ModuleNotFoundError:  # package not installed: use the source tree
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+TINY_WORLD = dict(pretrain_docs=300, heldout_docs=10, task_pool=40, task_heldout=10, prompts=10)
+TINY_ARCH = dict(hidden=32, layers=1, heads=2, intermediate=64)
+TINY_CONTEXT = 32
+
+
+@pytest.fixture(scope="session")
+def tiny_world_cfg():
+    from springback.world import WorldConfig
+
+    return WorldConfig(**TINY_WORLD)
+
+
+@pytest.fixture(scope="session")
+def tiny_world(tiny_world_cfg):
+    """All tables of the tiny world (column dicts keyed by file stem). Do not mutate."""
+    from springback.world import generate_world
+
+    return generate_world(tiny_world_cfg)
+
+
+@pytest.fixture(scope="session")
+def tiny_world_dir(tiny_world_cfg, tmp_path_factory):
+    """The tiny world written as parquet files (as the workflow's world rule writes it)."""
+    from dataclasses import asdict
+
+    from springback.stages import build_world
+
+    out = tmp_path_factory.mktemp("world")
+    build_world(asdict(tiny_world_cfg), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer(tiny_world):
+    from springback.tokenizer import train_tokenizer
+
+    return train_tokenizer(tiny_world["pretrain"]["text"])
+
+
+@pytest.fixture(scope="session")
+def make_tiny_model(tiny_tokenizer):
+    """Factory: a freshly initialised one-layer Llama over the tiny tokenizer's vocabulary."""
+    import torch
+
+    from springback.models import build_llama
+
+    torch.set_num_threads(1)
+    tok = tiny_tokenizer
+
+    def make(seed: int = 0, **arch):
+        return build_llama(len(tok), **{**TINY_ARCH, **arch}, context=TINY_CONTEXT, seed=seed,
+                           bos_id=tok.bos_token_id, eos_id=tok.eos_token_id,
+                           pad_id=tok.pad_token_id)
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def tiny_blocks(tiny_world, tiny_tokenizer):
+    """The tiny pretraining corpus packed into rows of TINY_CONTEXT tokens."""
+    from springback.train import pack_blocks
+
+    tok = tiny_tokenizer
+    docs = tok(tiny_world["pretrain"]["text"], add_special_tokens=False)["input_ids"]
+    return pack_blocks(docs, context=TINY_CONTEXT, bos_id=tok.bos_token_id,
+                       eos_id=tok.eos_token_id)
+
+
+@pytest.fixture(scope="session")
+def _pretrained(make_tiny_model, tiny_blocks):
+    from springback.train import pretrain
+
+    model = make_tiny_model(seed=0)
+    tokens = 40 * 16 * TINY_CONTEXT  # 40 steps of 16 rows
+    pretrain(model, tiny_blocks, tokens=tokens, save_at=[], save=lambda m, n: None,
+             batch_size=16, lr=1e-2, warmup=5, weight_decay=0.0, seed=0)
+    return model.eval()
+
+
+@pytest.fixture
+def pretrained_model(_pretrained):
+    """A tiny model briefly pretrained on the tiny world (a private copy per test)."""
+    return copy.deepcopy(_pretrained)
