@@ -67,12 +67,14 @@ def rebound_prompts(wildcards):
 
 def figure_files(study="{study}"):
     names = [f"rebound_{t}" for t in REBOUND["tasks"]]
-    names += [f"compression_{t}" for t in REBOUND["tasks"]] + ["ladder"]
+    names += [f"compression_{t}" for t in REBOUND["tasks"]]
+    names += [f"two_phase_{t}" for t in REBOUND["tasks"]] + ["ladder", "kl_rebound"]
     return {n: [f"results/{study}/figures/{n}.{ext}" for ext in ("png", "pdf")] for n in names}
 
 
 def final_outputs():
     return [
+        f"results/{STUDY}/claims.csv",
         f"results/{STUDY}/tables/checkpoints.csv",
         f"results/{STUDY}/tables/curves.csv",
         *[f for files in figure_files(STUDY).values() for f in files],

@@ -46,6 +46,16 @@ rule figures:
             caption="../report/compression.rst",
             category="Compression",
         ),
+        two_phase=report(
+            expand("results/{{study}}/figures/two_phase_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
+            caption="../report/two_phase.rst",
+            category="Rebound",
+        ),
+        kl=report(
+            expand("results/{{study}}/figures/kl_rebound.{ext}", ext=["png", "pdf"]),
+            caption="../report/kl_plot.rst",
+            category="Rebound",
+        ),
         ladder=report(
             expand("results/{{study}}/figures/ladder.{ext}", ext=["png", "pdf"]),
             caption="../report/ladder.rst",
@@ -53,6 +63,7 @@ rule figures:
         ),
     params:
         tasks=REBOUND["tasks"],
+        epsilon=config["claims"]["kl_epsilon"],
     log:
         "results/{study}/logs/figures.log",
     benchmark:
@@ -65,3 +76,46 @@ rule figures:
         "../envs/plot.yaml"
     script:
         "../workflow/scripts/figures.py"
+
+
+rule claims:
+    input:
+        checkpoints=rules.aggregate.output.checkpoints,
+        metrics=rebound_metrics,
+        prompts=rebound_prompts,
+    output:
+        claims=report(
+            "results/{study}/claims.csv",
+            caption="../report/claims.rst",
+            category="1. Claims",
+        ),
+        elasticity=report(
+            "results/{study}/tables/elasticity.csv",
+            caption="../report/elasticity.rst",
+            category="Tables",
+        ),
+        kl=report(
+            "results/{study}/tables/kl_rebound.csv",
+            caption="../report/kl_rebound.rst",
+            category="Tables",
+        ),
+        recovery=report(
+            "results/{study}/tables/recovery.csv",
+            caption="../report/recovery.rst",
+            category="Tables",
+        ),
+    params:
+        claims=config["claims"],
+        n_boot=config["evaluate"]["bootstrap"],
+    log:
+        "results/{study}/logs/claims.log",
+    benchmark:
+        "results/{study}/benchmarks/claims.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(2000),
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/claims.py"

@@ -74,7 +74,8 @@ def test_curves_have_intervals(smoke_study):
 @pytest.mark.slow
 def test_figures_written(smoke_study):
     for name in ["rebound_sentiment", "rebound_safety", "compression_sentiment",
-                 "compression_safety", "ladder"]:
+                 "compression_safety", "two_phase_sentiment", "two_phase_safety", "ladder",
+                 "kl_rebound"]:
         for ext in ("png", "pdf"):
             path = smoke_study / "figures" / f"{name}.{ext}"
             assert path.stat().st_size > 1000, path
@@ -98,3 +99,22 @@ def test_dry_run_of_default_study():
     proc = subprocess.run([SNAKEMAKE, "-n", "--cores", "2"], cwd=ROOT, env=ENV,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_claims_table(smoke_study):
+    claims = pd.read_csv(smoke_study / "claims.csv")
+    required = {"claim", "statement", "statistic", "value", "ci_low", "ci_high", "n", "verdict",
+                "control_value", "attributable"}
+    assert required <= set(claims.columns)
+    assert {"C2", "C3", "C8"} <= set(claims["claim"])
+    assert set(claims["verdict"]) <= {"supported", "refuted", "inconclusive"}
+    decided = claims.dropna(subset=["ci_low", "ci_high"])
+    assert (decided["ci_low"] <= decided["ci_high"]).all()
+    # the verdict follows the written rule
+    for row in decided.itertuples():
+        expected = ("supported" if row.ci_low > 0 else "refuted" if row.ci_high < 0
+                    else "inconclusive")
+        assert row.verdict == expected
+    for name in ("elasticity", "kl_rebound", "recovery"):
+        assert len(pd.read_csv(smoke_study / "tables" / f"{name}.csv")) > 0

@@ -57,16 +57,59 @@ def ladder_plot(checkpoints: pd.DataFrame) -> p9.ggplot:
             + p9.theme_bw() + p9.theme(figure_size=(8, 5)))
 
 
+def two_phase_fits(curves: pd.DataFrame, metric: str = "p_target") -> pd.DataFrame:
+    """The fitted two-segment line of every aligned curve (n_pos > 0), on its n_neg grid."""
+    from springback.stats import fit_two_phase
+
+    rows = []
+    keys = ["task", "size", "pretrain_tokens", "direction", "n_pos"]
+    for key, frame in curves[curves["n_pos"] > 0].groupby(keys):
+        x, y = frame["n_neg"].to_numpy(float), frame[metric].to_numpy(float)
+        fit = fit_two_phase(x, y)
+        fitted = fit.intercept + fit.slope1 * x + (fit.slope2 - fit.slope1) * (x - fit.breakpoint).clip(0)
+        rows.append(frame[keys + ["n_neg"]].assign(fit=fitted))
+    return pd.concat(rows, ignore_index=True)
+
+
+def two_phase_plot(curves: pd.DataFrame, task: str) -> p9.ggplot:
+    """Exact target probability vs n_neg (points, CI bars) with the two-phase fit (lines)."""
+    frame = _labelled(curves[(curves["task"] == task) & (curves["n_pos"] > 0)])
+    fits = _labelled(two_phase_fits(curves[curves["task"] == task]).assign(
+        **{"size": lambda f: f["size"].astype(str)}))
+    return (p9.ggplot(frame, p9.aes("n_neg", "p_target", colour="n_pos"))
+            + p9.geom_errorbar(p9.aes(ymin="p_target_low", ymax="p_target_high"), width=0)
+            + p9.geom_point(size=1)
+            + p9.geom_line(p9.aes(y="fit"), data=fits)
+            + p9.facet_grid("direction ~ base")
+            + p9.labs(x="perturbation examples (n_neg)", y="P(target behaviour)",
+                      title=f"Two-phase fits: {task}")
+            + p9.theme_bw() + p9.theme(figure_size=(9, 5)))
+
+
+def kl_plot(curves: pd.DataFrame, epsilon: float) -> p9.ggplot:
+    """KL to base vs n_neg in the forward direction (the paper's Table 3 as curves)."""
+    frame = _labelled(curves[curves["direction"] == "forward"])
+    return (p9.ggplot(frame, p9.aes("n_neg", "kl_to_base", colour="n_pos"))
+            + p9.geom_line() + p9.geom_point(size=0.8)
+            + p9.geom_hline(yintercept=epsilon, linetype="dashed")
+            + p9.facet_grid("task ~ base", scales="free_y")
+            + p9.labs(x="perturbation examples (n_neg)", y="KL to base (nats/token)",
+                      title="KL rebound (dashed: epsilon)")
+            + p9.theme_bw() + p9.theme(figure_size=(9, 5)))
+
+
 def save(plot: p9.ggplot, png: str, pdf: str) -> None:
     plot.save(png, dpi=120, verbose=False)
     plot.save(pdf, verbose=False)
 
 
-def figures(*, checkpoints: str, curves: str, tasks: list[str], rebound: list[str],
-            compression: list[str], ladder: list[str]) -> None:
-    """Write every figure; ``rebound``/``compression`` list png, pdf per task in order."""
+def figures(*, checkpoints: str, curves: str, tasks: list[str], epsilon: float,
+            out: dict[str, list[str]]) -> None:
+    """Write every figure; per-task outputs list png, pdf for each task in order."""
     table, frame = pd.read_csv(checkpoints), pd.read_csv(curves)
     for i, task in enumerate(tasks):
-        save(rebound_plot(frame, task), *rebound[2 * i: 2 * i + 2])
-        save(compression_plot(frame, task), *compression[2 * i: 2 * i + 2])
-    save(ladder_plot(table), *ladder)
+        save(rebound_plot(frame, task), *out["rebound"][2 * i: 2 * i + 2])
+        save(compression_plot(frame, task), *out["compression"][2 * i: 2 * i + 2])
+        save(two_phase_plot(frame, task), *out["two_phase"][2 * i: 2 * i + 2])
+    save(ladder_plot(table), *out["ladder"])
+    save(kl_plot(frame, epsilon), *out["kl"])

@@ -12,6 +12,7 @@ def start(log_path: str | None, *, threads: int = 1) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if log_path:
         stream = open(log_path, "a", buffering=1)
         sys.stdout = sys.stderr = stream

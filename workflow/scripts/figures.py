@@ -11,7 +11,6 @@ figures(
     checkpoints=snakemake.input.checkpoints,
     curves=snakemake.input.curves,
     tasks=snakemake.params.tasks,
-    rebound=list(snakemake.output.rebound),
-    compression=list(snakemake.output.compression),
-    ladder=list(snakemake.output.ladder),
+    epsilon=snakemake.params.epsilon,
+    out={key: list(files) for key, files in snakemake.output.items()},
 )
