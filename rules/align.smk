@@ -5,6 +5,7 @@ rule align:
     output:
         models=directory("results/{study}/align/{size}/tokens-{tokens}"),
     params:
+        code=code_hash("models", "train", "data", "provenance", "pipeline/finetune"),
         phase=phase_settings(1),
     log:
         "results/{study}/logs/align/{size}/tokens-{tokens}.log",

@@ -5,6 +5,7 @@ rule pretrain:
     output:
         models=directory("results/{study}/base/{size}"),
     params:
+        code=code_hash("models", "train", "data", "provenance", "pipeline/base"),
         arch=arch_of,
         train=pretrain_settings(),
         tokens=budget_of,

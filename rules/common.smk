@@ -2,14 +2,18 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-validate(config, "../config/schema.yaml")
+from springback.config import ConfigError, check_schema, check_study_config
 
 
 def check_config(cfg):
-    """Cross-key checks the schema cannot express; each error names the offending key."""
-    from springback.config import check_study_config
-
-    check_study_config(cfg)
+    """Schema (one-line errors naming the key), defaults, then cross-key rules; exits non-zero
+    with one line naming the culprit, before any job runs."""
+    try:
+        check_schema(cfg, workflow.source_path("../config/schema.yaml"))
+        validate(cfg, "../config/schema.yaml")
+        check_study_config(cfg)
+    except ConfigError as err:
+        raise SystemExit(f"springback: {err}") from None
 
 
 check_config(config)
@@ -122,3 +126,17 @@ def all_ladder_checkpoints(wildcards):
         for size in config["pretrain"]["sizes"]
         for t in ladder_tokens(size)
     ]
+
+
+LIBRARY = Path(workflow.basedir) / "src" / "springback"
+
+
+def code_hash(*modules):
+    """sha256 of the library modules a rule runs: Snakemake does not track modules that scripts
+    import, so this param makes exactly the rules that use a changed module rerun."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update((LIBRARY / f"{name}.py").read_bytes())
+    return digest.hexdigest()[:16]

@@ -8,6 +8,7 @@ rule evaluate_rebound:
         metrics="results/{study}/metrics/{size}/tokens-{tokens}.csv",
         prompts="results/{study}/metrics/{size}/tokens-{tokens}.prompts.parquet",
     params:
+        code=code_hash("evaluate", "compress", "judge", "world", "models", "data", "pipeline/evaluation", "pipeline/finetune"),
         phase=phase_settings(2),
         evaluate=config["evaluate"],
         context=config["pretrain"]["context"],
@@ -33,6 +34,7 @@ rule evaluate_ladder:
     output:
         metrics="results/{study}/metrics/ladder.csv",
     params:
+        code=code_hash("evaluate", "compress", "judge", "world", "models", "data", "pipeline/evaluation", "pipeline/finetune"),
         tasks=REBOUND["tasks"],
         ladder=all_ladder_checkpoints,
         evaluate=config["evaluate"],

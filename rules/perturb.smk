@@ -6,6 +6,7 @@ rule perturb:
     output:
         models=directory("results/{study}/perturb/{size}/tokens-{tokens}"),
     params:
+        code=code_hash("models", "train", "data", "provenance", "pipeline/finetune"),
         phase=phase_settings(2),
     log:
         "results/{study}/logs/perturb/{size}/tokens-{tokens}.log",

@@ -15,6 +15,7 @@ rule aggregate:
             category="Tables",
         ),
     params:
+        code=code_hash("tables", "stats"),
         tasks=REBOUND["tasks"],
         n_boot=config["evaluate"]["bootstrap"],
     log:
@@ -62,6 +63,7 @@ rule figures:
             category="Pretraining",
         ),
     params:
+        code=code_hash("plots", "stats"),
         tasks=REBOUND["tasks"],
         epsilon=config["claims"]["kl_epsilon"],
     log:
@@ -105,6 +107,7 @@ rule claims:
             category="Tables",
         ),
     params:
+        code=code_hash("claims", "tables", "stats"),
         claims=config["claims"],
         n_boot=config["evaluate"]["bootstrap"],
     log:

@@ -2,6 +2,7 @@ rule world:
     output:
         **world_tables(),
     params:
+        code=code_hash("world", "data", "pipeline/world"),
         world=config["world"],
     log:
         "results/{study}/logs/world.log",
@@ -22,6 +23,8 @@ rule tokenizer:
         corpus=rules.world.output.pretrain,
     output:
         directory("results/{study}/tokenizer"),
+    params:
+        code=code_hash("tokenizer", "data", "pipeline/world"),
     log:
         "results/{study}/logs/tokenizer.log",
     benchmark:

@@ -42,7 +42,7 @@ def tiny_world_dir(tiny_world_cfg, tmp_path_factory):
     """The tiny world written as parquet files (as the workflow's world rule writes it)."""
     from dataclasses import asdict
 
-    from springback.stages import build_world
+    from springback.pipeline.world import build_world
 
     out = tmp_path_factory.mktemp("world")
     build_world(asdict(tiny_world_cfg), out)

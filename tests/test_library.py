@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from springback import compress, data, evaluate, models, stages, train, world
+from springback import compress, data, evaluate, models, train, world
+from springback.pipeline import evaluation, finetune
 from springback.config import ConfigError, check_study_config
 from springback.judge import exact_judge, lexicon_score, opener_score
 
@@ -252,7 +253,7 @@ def test_tokenizer_round_trips_world_documents(tiny_world, tiny_tokenizer, tmp_p
         assert len(ids) == len(doc.split())  # one token per word, no specials added
         assert tok.decode(ids) == doc
     tok.save_pretrained(str(tmp_path))
-    loaded = stages.load_tokenizer(tmp_path)
+    loaded = models.load_tokenizer(tmp_path)
     assert loaded.get_vocab() == tok.get_vocab()
     assert [loaded.decode(loaded.encode(d)) for d in docs[:50]] == docs[:50]
 
@@ -416,7 +417,7 @@ def test_pretrain_is_deterministic(make_tiny_model, tiny_blocks):
 
 @pytest.fixture(scope="module")
 def sft_examples(tiny_world, tiny_tokenizer):
-    return stages.encode_examples(tiny_tokenizer, pd.DataFrame(tiny_world["sentiment/align"]))
+    return finetune.encode_examples(tiny_tokenizer, pd.DataFrame(tiny_world["sentiment/align"]))
 
 
 def _finetune(model, examples, save_at, tok, batch_size=3, seed=0):
@@ -468,7 +469,7 @@ def test_save_model_writes_weights_and_provenance(make_tiny_model, tiny_tokenize
     assert (target / "config.json").is_file()
     assert json.loads((target / "provenance.json").read_text()) == prov
     assert models.read_provenance(target) == prov
-    assert stages.load_tokenizer(target).get_vocab() == tiny_tokenizer.get_vocab()
+    assert models.load_tokenizer(target).get_vocab() == tiny_tokenizer.get_vocab()
     assert [p.name for p in target.parent.iterdir()] == ["m"]  # no temporary siblings left
     # saving again replaces the directory's content
     models.save_model(model, target, {"size": "s"})
@@ -526,7 +527,7 @@ METRIC_KEYS = {"score", "p_target", "logodds", "cue_gap", "coverage", "kl_to_bas
 
 
 def _eval_set(tok, world_dir, task="sentiment"):
-    return stages.eval_set(tok, task=task, task_dir=world_dir / task,
+    return evaluation.eval_set(tok, task=task, task_dir=world_dir / task,
                            pretrain_heldout=world_dir / "pretrain_heldout.parquet",
                            context=TINY_CONTEXT, eval_cfg=EVAL_CFG)
 
@@ -814,25 +815,25 @@ def test_phase_files_swap_with_direction(tmp_path):
 
 def test_ordered_examples_are_prefixes_and_seeded(tiny_tokenizer, tiny_world_dir):
     path = tiny_world_dir / "safety" / "align.parquet"
-    ten = stages.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=10)
-    twenty = stages.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=20)
+    ten = finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=10)
+    twenty = finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=20)
     assert twenty[:10] == ten
-    assert stages.ordered_examples(tiny_tokenizer, path, seed=2, phase=1, n=10) != ten
-    assert stages.ordered_examples(tiny_tokenizer, path, seed=1, phase=2, n=10) != ten
+    assert finetune.ordered_examples(tiny_tokenizer, path, seed=2, phase=1, n=10) != ten
+    assert finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=2, n=10) != ten
     with pytest.raises(ValueError, match="align.parquet"):
-        stages.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=41)
+        finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=41)
 
 
 def test_encode_examples_adds_bos_and_eos(tiny_tokenizer):
     tok = tiny_tokenizer
     frame = pd.DataFrame({"prompt": ["the film was"], "completion": ["good . end"]})
-    [(prompt, completion)] = stages.encode_examples(tok, frame)
+    [(prompt, completion)] = finetune.encode_examples(tok, frame)
     assert prompt == [tok.bos_token_id] + tok.encode("the film was")
     assert completion == tok.encode("good . end") + [tok.eos_token_id]
 
 
 def test_run_dir_layout(tmp_path):
-    assert stages.run_dir(tmp_path, "safety", "forward", 2, 100) == \
+    assert finetune.run_dir(tmp_path, "safety", "forward", 2, 100) == \
         tmp_path / "safety" / "forward" / "seed-2" / "q1-100"
-    assert stages.run_dir(tmp_path, "safety", "reversed", 1, 0, 5) == \
+    assert finetune.run_dir(tmp_path, "safety", "reversed", 1, 0, 5) == \
         tmp_path / "safety" / "reversed" / "seed-1" / "q1-0" / "q2-5"

@@ -6,8 +6,25 @@ Each failure raises ``ConfigError`` with one line that names the offending key.
 from __future__ import annotations
 
 
+from pathlib import Path
+
+import yaml
+
+
 class ConfigError(ValueError):
     """A study config is invalid; the message names the key."""
+
+
+def check_schema(cfg: dict, schema_path: str | Path) -> None:
+    """Validate against the JSON schema, raising one line that names the first offending key."""
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import best_match
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    error = best_match(Draft202012Validator(schema).iter_errors(cfg))
+    if error is not None:
+        key = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise ConfigError(f"config key {key}: {error.message}")
 
 
 def _increasing(values: list[int], key: str) -> None:

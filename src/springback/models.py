@@ -70,3 +70,9 @@ def load_model(path: str | Path, *, dtype: torch.dtype = torch.float32, device: 
 def read_provenance(path: str | Path) -> dict:
     file = Path(path) / "provenance.json"
     return json.loads(file.read_text()) if file.is_file() else {}
+
+
+def load_tokenizer(path: str | Path):
+    from transformers import PreTrainedTokenizerFast
+
+    return PreTrainedTokenizerFast.from_pretrained(str(path))

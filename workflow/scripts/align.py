@@ -7,7 +7,7 @@ start(snakemake.log[0], threads=snakemake.threads)
 
 from pathlib import Path
 
-from springback.stages import align
+from springback.pipeline.finetune import align
 
 w, phase = snakemake.wildcards, snakemake.params.phase
 align(

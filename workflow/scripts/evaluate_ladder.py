@@ -7,7 +7,7 @@ start(snakemake.log[0], threads=snakemake.threads)
 
 from pathlib import Path
 
-from springback.stages import evaluate_ladder
+from springback.pipeline.evaluation import evaluate_ladder
 
 evaluate_ladder(
     ladder=snakemake.params.ladder,

@@ -7,7 +7,7 @@ start(snakemake.log[0], threads=snakemake.threads)
 
 from pathlib import Path
 
-from springback.stages import evaluate_rebound
+from springback.pipeline.evaluation import evaluate_rebound
 
 w, phase = snakemake.wildcards, snakemake.params.phase
 evaluate_rebound(

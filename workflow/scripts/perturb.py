@@ -7,7 +7,7 @@ start(snakemake.log[0], threads=snakemake.threads)
 
 from pathlib import Path
 
-from springback.stages import perturb
+from springback.pipeline.finetune import perturb
 
 w, phase = snakemake.wildcards, snakemake.params.phase
 perturb(

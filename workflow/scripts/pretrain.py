@@ -5,7 +5,7 @@ from springback.runtime import start
 
 start(snakemake.log[0], threads=snakemake.threads)
 
-from springback.stages import pretrain_ladder
+from springback.pipeline.base import pretrain_ladder
 
 root = snakemake.output.models
 pretrain_ladder(

@@ -5,6 +5,6 @@ from springback.runtime import start
 
 start(snakemake.log[0])
 
-from springback.stages import build_tokenizer
+from springback.pipeline.world import build_tokenizer
 
 build_tokenizer(snakemake.input.corpus, snakemake.output[0])

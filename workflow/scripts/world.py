@@ -7,6 +7,6 @@ start(snakemake.log[0])
 
 from pathlib import Path
 
-from springback.stages import build_world
+from springback.pipeline.world import build_world
 
 build_world(snakemake.params.world, Path(snakemake.output.pretrain).parent)

@@ -1,0 +1,38 @@
+"""Stage `base` (rules/base.smk): pretraining a model size from scratch, saving the ladder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from springback import data, models, provenance
+from springback.models import load_tokenizer
+
+log = logging.getLogger(__name__)
+
+
+def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, size: str, arch: dict,
+                    train_cfg: dict, tokens: int, outdirs: dict[int, str]) -> None:
+    """Pretrain one model size from scratch, saving a checkpoint at each ladder budget."""
+    from springback.train import pack_blocks, pretrain
+
+    tok = load_tokenizer(tokenizer_dir)
+    docs = tok(data.read_table(corpus, ("text",))["text"].tolist(),
+               add_special_tokens=False)["input_ids"]
+    blocks = pack_blocks(docs, context=train_cfg["context"], bos_id=tok.bos_token_id,
+                         eos_id=tok.eos_token_id)
+    model = models.build_llama(len(tok), **arch, context=train_cfg["context"],
+                               seed=train_cfg["seed"], bos_id=tok.bos_token_id,
+                               eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
+    params = {"arch": arch, "pretrain": train_cfg, "tokens": tokens}
+    log.info("pretrain %s: %d parameters, %d corpus tokens, budget %d",
+             size, models.n_params(model), blocks.numel(), tokens)
+
+    def save(m, n_tokens: int) -> None:
+        models.save_model(m, outdirs[n_tokens], provenance.record(
+            params, size=size, tokens=n_tokens, seed=train_cfg["seed"],
+            n_params=models.n_params(m), parent=None), tokenizer=tok)
+
+    pretrain(model, blocks, tokens=tokens, save_at=sorted(outdirs), save=save,
+             batch_size=train_cfg["batch_size"], lr=train_cfg["lr"], warmup=train_cfg["warmup"],
+             weight_decay=train_cfg["weight_decay"], seed=train_cfg["seed"])
