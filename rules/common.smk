@@ -45,7 +45,7 @@ def scaled_mem(base_mb):
 
 
 def world_tables(study="{study}"):
-    """Every parquet file the world rule writes, by stem (a pattern unless ``study`` is given)."""
+    """Every parquet file written by the world stage, by stem (a pattern unless ``study`` is given)."""
     root = f"results/{study}/world"
     tables = {name: f"{root}/{name}.parquet" for name in ("pretrain", "pretrain_heldout")}
     for task in ("sentiment", "safety"):
@@ -132,7 +132,7 @@ LIBRARY = Path(workflow.basedir) / "src" / "springback"
 
 
 def code_hash(*modules):
-    """sha256 of the library modules a rule runs: Snakemake does not track modules that scripts
+    """sha256 of the library modules that a job runs - Snakemake does not track modules that scripts
     import, so this param makes exactly the rules that use a changed module rerun."""
     import hashlib
 
