@@ -1,0 +1,541 @@
+"""Hub mode: real base models, datasets and judges from the Hugging Face hub (or local copies).
+
+Everything here also works offline: ``datasets.load_dataset`` reads local dataset directories and
+files (and the hub cache under ``HF_HUB_OFFLINE=1``); ``fetch_model`` copies a local model
+directory instead of downloading. Hub mode writes the same task format as toy mode (see
+``springback.data``):
+
+- *adapters* turn a hub dataset into the five tables of a task: ``adapt_sentiment`` (IMDb-like:
+  positive reviews are D_a, negative ones D_t) and ``adapt_safety`` (BeaverTails-like: safe
+  responses are D_a, unsafe ones D_t); ``write_task`` loads, adapts and writes them;
+- ``pretrain_text`` samples held-out documents of (a proxy of) the pretraining distribution;
+- ``fetch_model`` puts a base model (safetensors only) into a local directory with provenance;
+- judges score generated continuations in [0, 1] (1 = target behaviour) with a sequence
+  classifier (``classifier_judge``) or a scalar reward/cost model (``reward_judge``).
+
+Judges score the completion text alone, never the prompt (a ``template`` may wrap the text, e.g.
+in the chat format a reward model was trained on, but the prompt itself is not available).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from fnmatch import fnmatch
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from springback.data import EXAMPLE_COLUMNS, PROMPT_COLUMNS, write_table
+from springback.judge import Judge, exact_judge
+
+Tables = dict[str, dict[str, list]]
+TABLES = ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
+MODEL_PATTERNS = ("*.safetensors", "*.json", "tokenizer*", "*.model", "*.txt", "*.jinja")
+SAFETY_TEMPLATE = "user : {prompt} assistant :"
+SOURCE_KEYS = ("path", "name", "split", "revision", "data_files", "data_dir", "streaming", "take",
+               "column")
+DATA_SUFFIXES = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv",
+                 ".gz": "json", ".txt": "text", ".arrow": "arrow"}
+
+
+# ----------------------------------------------------------------------------------- datasets
+
+def _looks_local(path: str) -> bool:
+    """True for paths that cannot be hub ids (absolute, ./, ~, several slashes, a file suffix)."""
+    return (os.path.isabs(path) or path.startswith((".", "~")) or path.count("/") > 1
+            or Path(path).suffix in DATA_SUFFIXES)
+
+
+def _load_args(source: dict) -> tuple[str, dict]:
+    """(path, keyword arguments) for ``datasets.load_dataset`` from a source dict."""
+    path = str(source["path"])
+    kwargs = {k: source[k] for k in ("name", "revision", "data_files", "data_dir")
+              if source.get(k) is not None}
+    if Path(path).is_file():  # a single local data file: use the builder of its format
+        kwargs["data_files"] = path
+        path = DATA_SUFFIXES.get(Path(path).suffix, "text")
+    elif not Path(path).exists() and _looks_local(path):
+        raise FileNotFoundError(f"dataset source {path} does not exist")
+    return path, kwargs
+
+
+def load_source(source: dict) -> pd.DataFrame:
+    """Load one split of a dataset (hub id, local dataset directory or data file) as a DataFrame.
+
+    ``source``: path, split (default "train"), and optionally name (config), revision,
+    data_files, data_dir, streaming + take (read only the first ``take`` rows, e.g. of a huge
+    pretraining corpus). Failures raise a one-line error naming the source.
+    """
+    import datasets
+
+    unknown = set(source) - set(SOURCE_KEYS)
+    if "path" not in source or unknown:
+        raise ValueError(f"dataset source {source} needs 'path' and only keys {SOURCE_KEYS}")
+    path, kwargs = _load_args(source)
+    split = source.get("split", "train")
+    try:
+        if source.get("streaming"):
+            if "take" not in source:
+                raise ValueError("a streaming source needs 'take' (rows to read)")
+            stream = datasets.load_dataset(path, split=split, streaming=True, **kwargs)
+            return pd.DataFrame(list(stream.take(int(source["take"]))))
+        return datasets.load_dataset(path, split=split, **kwargs).to_pandas()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(f"dataset source {source['path']}: {_first_line(err)}") from None
+    except Exception as err:  # datasets raises many types (ConnectionError offline, ValueError…)
+        raise ValueError(f"cannot load dataset source {source['path']} (split {split!r}): "
+                         f"{type(err).__name__}: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _require_columns(frame: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} data has no column {missing[0]!r} "
+                         f"(columns: {', '.join(map(str, frame.columns))})")
+
+
+def _clean(text: str) -> str:
+    """Drop HTML line breaks (IMDb's ``<br />``) and collapse whitespace."""
+    return " ".join(re.sub(r"<br\s*/?>", " ", str(text)).split())
+
+
+def _need(available: int, needed: int, what: str) -> None:
+    if available < needed:
+        raise ValueError(f"too few rows: {what} has {available}, the configured sizes need "
+                         f"{needed}")
+
+
+def _sizes(sizes: dict) -> tuple[int, int, int]:
+    """(pool, heldout, prompts) from a sizes dict."""
+    try:
+        return int(sizes["pool"]), int(sizes["heldout"]), int(sizes["prompts"])
+    except KeyError as err:
+        raise ValueError(f"sizes need 'pool', 'heldout' and 'prompts' (missing {err})") from None
+
+
+# ---------------------------------------------------------------------------- sentiment (IMDb)
+
+def split_review(text: str, prompt_words: int, completion_words: int) -> tuple[str, str]:
+    """(first ``prompt_words`` words, the next at most ``completion_words`` words)."""
+    words = text.split()
+    return " ".join(words[:prompt_words]), " ".join(words[prompt_words:][:completion_words])
+
+
+def _examples(texts: Sequence[str], context: str, pw: int, cw: int) -> dict[str, list]:
+    rows: dict[str, list] = {c: [] for c in EXAMPLE_COLUMNS}
+    for text in texts:
+        prompt, completion = split_review(text, pw, cw)
+        for key, value in zip(EXAMPLE_COLUMNS, (prompt, completion, context)):
+            rows[key].append(value)
+    return rows
+
+
+def _sentiment_reviews(frame: pd.DataFrame, mapping: dict) -> tuple[list[str], list[str]]:
+    """(positive, negative) cleaned, de-duplicated reviews long enough to split."""
+    text, label = mapping.get("text", "text"), mapping.get("label", "label")
+    _require_columns(frame, [text, label], "sentiment")
+    frame = pd.DataFrame({"text": frame[text].map(_clean), "label": frame[label]})
+    frame = frame[frame["text"].str.split().str.len() > int(mapping.get("prompt_words", 8))]
+    frame = frame.drop_duplicates("text")
+    positive = frame["label"] == mapping.get("positive", 1)
+    negative = (frame["label"] == mapping["negative"]) if "negative" in mapping else ~positive
+    return frame.loc[positive, "text"].tolist(), frame.loc[negative, "text"].tolist()
+
+
+def adapt_sentiment(frame: pd.DataFrame, mapping: dict, sizes: dict, seed: int) -> Tables:
+    """IMDb-like reviews → task tables: positive reviews are D_a, negative ones D_t.
+
+    Each review is used once: prompt = its first ``prompt_words`` words (default 8), completion =
+    the next ``completion_words`` (default 48). Per label: ``pool`` training rows, ``heldout``
+    held-out rows and half of the ``prompts`` evaluation prompts (context "pos"/"neg", or the
+    names in ``mapping["contexts"]``). mapping: text, label, positive (label value, default 1),
+    negative (optional: else every other label is negative), prompt_words, completion_words.
+    """
+    pool, heldout, n_prompts = _sizes(sizes)
+    pw, cw = int(mapping.get("prompt_words", 8)), int(mapping.get("completion_words", 48))
+    pos_name, neg_name = mapping.get("contexts", ("pos", "neg"))
+    rng = np.random.default_rng(seed)
+    tables: Tables = {"prompts": {c: [] for c in PROMPT_COLUMNS}}
+    for texts, name, context in zip(_sentiment_reviews(frame, mapping), ("align", "perturb"),
+                                    (pos_name, neg_name)):
+        k = (n_prompts + (name == "align")) // 2  # the odd prompt goes to the positive side
+        _need(len(texts), pool + heldout + k, f"the {context} side (reviews)")
+        texts = [texts[i] for i in rng.permutation(len(texts))]
+        tables[name] = _examples(texts[:pool], context, pw, cw)
+        tables[f"{name}_heldout"] = _examples(texts[pool:pool + heldout], context, pw, cw)
+        tables["prompts"]["prompt"] += [split_review(t, pw, cw)[0]
+                                        for t in texts[pool + heldout:pool + heldout + k]]
+        tables["prompts"]["context"] += [context] * k
+    return tables
+
+
+# ---------------------------------------------------------------------- safety (BeaverTails)
+
+def _flagged(category) -> list[str]:
+    """Names of the flagged harm categories of one row (a dict of booleans, or a string)."""
+    if isinstance(category, dict):
+        return [str(k) for k, v in category.items() if v]
+    return [category] if isinstance(category, str) and category else []
+
+
+def _by_prompt(rows: pd.DataFrame, prompts: pd.Index, mask: pd.Series) -> list[list[str]]:
+    """Per prompt, the sorted distinct responses of the rows selected by ``mask``."""
+    grouped = rows[mask].groupby("prompt")["response"].agg(lambda r: sorted(set(r)))
+    return [grouped.get(p, []) for p in prompts]
+
+
+def _safety_groups(frame: pd.DataFrame, mapping: dict) -> pd.DataFrame:
+    """One row per distinct prompt: safe and unsafe responses, context, flagged categories."""
+    prompt, response = mapping.get("prompt", "prompt"), mapping.get("response", "response")
+    is_safe, category = mapping.get("is_safe", "is_safe"), mapping.get("category")
+    _require_columns(frame, [prompt, response, is_safe] + ([category] if category else []),
+                     "safety")
+    rows = pd.DataFrame({"prompt": frame[prompt].astype(str).str.strip(),
+                         "response": frame[response].astype(str).str.strip(),
+                         "safe": frame[is_safe] == mapping.get("safe_value", True)})
+    rows["flags"] = frame[category].map(_flagged) if category else [[] for _ in range(len(rows))]
+    prompts = pd.Index(sorted(rows["prompt"].unique()))
+    flags = rows.groupby("prompt")["flags"].agg(lambda f: "|".join(sorted(set().union(*f))))
+    groups = pd.DataFrame({"prompt": prompts, "safe": _by_prompt(rows, prompts, rows["safe"]),
+                           "unsafe": _by_prompt(rows, prompts, ~rows["safe"]),
+                           "flags": flags.reindex(prompts).tolist()})
+    groups["context"] = np.where(groups["unsafe"].str.len() > 0, "harmful", "benign")
+    return groups
+
+
+def _assign(groups: pd.DataFrame, quota: dict[str, tuple[int, str | None]],
+            rng: np.random.Generator) -> dict[str, list[tuple[int, str]]]:
+    """Give each prompt (shuffled) to the least-filled table it can serve: (row, response)."""
+    taken: dict[str, list[tuple[int, str]]] = {name: [] for name in quota}
+    for i in rng.permutation(len(groups)):
+        open_ = [n for n, (size, kind) in quota.items()
+                 if len(taken[n]) < size and (kind is None or len(groups.at[i, kind]) > 0)]
+        if open_:
+            name = min(open_, key=lambda n: len(taken[n]) / quota[n][0])
+            kind = quota[name][1]
+            options = groups.at[i, kind] if kind else [""]
+            taken[name].append((i, options[rng.integers(len(options))]))
+    return taken
+
+
+def adapt_safety(frame: pd.DataFrame, mapping: dict, sizes: dict, seed: int) -> Tables:
+    """BeaverTails-like (prompt, response, is_safe) rows → task tables: safe responses are D_a,
+    unsafe ones D_t.
+
+    Every distinct prompt lands in at most one table (one response each), so the five tables
+    share no prompt. Prompts are formatted with ``mapping["template"]`` (default
+    ``"user : {prompt} assistant :"``); completions are cut to ``completion_words`` if set.
+    context = "harmful" if any response to the prompt is unsafe, else "benign". If
+    ``mapping["category"]`` names a column (BeaverTails: a dict of booleans), the tables get an
+    extra ``category`` column: the prompt's flagged categories joined by "|". With
+    ``harmful_only`` only harmful prompts are used. Other keys: prompt, response, is_safe (column
+    names), safe_value (the is_safe value meaning safe, default True).
+    """
+    pool, heldout, n_prompts = _sizes(sizes)
+    groups = _safety_groups(frame, mapping)
+    if mapping.get("harmful_only", False):
+        groups = groups[groups["context"] == "harmful"].reset_index(drop=True)
+    quota = {"align": (pool, "safe"), "perturb": (pool, "unsafe"),
+             "align_heldout": (heldout, "safe"), "perturb_heldout": (heldout, "unsafe"),
+             "prompts": (n_prompts, None)}
+    quota = {k: v for k, v in quota.items() if v[0] > 0}
+    taken = _assign(groups, quota, np.random.default_rng(seed))
+    for name, (size, kind) in quota.items():
+        _need(len(taken[name]), size, f"{name} (distinct prompts with a "
+                                      f"{kind or 'any'} response)")
+    return {name: _safety_table(groups, taken.get(name, []), mapping, name == "prompts")
+            for name in TABLES}
+
+
+def _safety_table(groups: pd.DataFrame, taken: list[tuple[int, str]], mapping: dict,
+                  prompts_only: bool) -> dict[str, list]:
+    template = mapping.get("template", SAFETY_TEMPLATE)
+    cw = mapping.get("completion_words")
+    table = {"prompt": [template.format(prompt=groups.at[i, "prompt"]) for i, _ in taken]}
+    if not prompts_only:
+        table["completion"] = [" ".join(r.split()[:cw]) if cw else r for _, r in taken]
+    table["context"] = [groups.at[i, "context"] for i, _ in taken]
+    if mapping.get("category"):
+        table["category"] = [groups.at[i, "flags"] for i, _ in taken]
+    return table
+
+
+# ------------------------------------------------------------------------------------- tasks
+
+ADAPTERS: dict[str, Callable[[pd.DataFrame, dict, dict, int], Tables]] = {
+    "sentiment": adapt_sentiment, "safety": adapt_safety}
+
+
+def write_task(task: str, source: dict, mapping: dict, sizes: dict, seed: int,
+               task_dir: str | Path) -> dict[str, int]:
+    """Load ``source``, adapt it (adapter ``mapping["adapter"]``, default the task's name) and
+    write the five task tables plus ``source.json`` into ``task_dir``; returns the row counts."""
+    adapter = mapping.get("adapter", task)
+    if adapter not in ADAPTERS:
+        raise ValueError(f"task {task!r}: no adapter {adapter!r} (known: {', '.join(ADAPTERS)})")
+    mapping = {k: v for k, v in mapping.items() if k != "adapter"}
+    tables = ADAPTERS[adapter](load_source(source), mapping, sizes, seed)
+    task_dir = Path(task_dir)
+    for name in TABLES:
+        write_table(tables[name], task_dir / f"{name}.parquet")
+    record = {"task": task, "adapter": adapter, "source": source, "mapping": mapping,
+              "sizes": sizes, "seed": seed}
+    (task_dir / "source.json").write_text(json.dumps(record, indent=1, sort_keys=True,
+                                                     default=str))
+    return {name: len(tables[name]["prompt"]) for name in TABLES}
+
+
+def pretrain_text(source: dict | str, n_docs: int, seed: int) -> list[str]:
+    """``n_docs`` distinct non-empty documents, sampled with ``seed``, from a local text file
+    (one document per line) or a dataset source dict whose ``column`` (default "text") holds
+    them. For a huge corpus, point ``data_files`` at one shard or use streaming + take."""
+    if isinstance(source, (str, Path)) and Path(source).suffix == ".txt":
+        if not Path(source).is_file():
+            raise FileNotFoundError(f"pretraining text file {source} does not exist")
+        docs = Path(source).read_text().splitlines()
+    else:
+        source = {"path": str(source)} if isinstance(source, (str, Path)) else dict(source)
+        frame = load_source({k: v for k, v in source.items() if k != "column"})
+        column = source.get("column", "text")
+        _require_columns(frame, [column], f"pretraining ({source['path']})")
+        docs = frame[column].astype(str).tolist()
+    docs = list(dict.fromkeys(d.strip() for d in docs if d.strip()))
+    _need(len(docs), n_docs, f"pretraining source {source}")
+    return [docs[i] for i in np.random.default_rng(seed).choice(len(docs), n_docs, replace=False)]
+
+
+def write_pretrain(source: dict | str, n_docs: int, seed: int, path: str | Path) -> None:
+    """``pretrain_text`` written as ``pretrain_heldout.parquet`` (column text)."""
+    write_table({"text": pretrain_text(source, n_docs, seed)}, path)
+
+
+# ------------------------------------------------------------------------------------ models
+
+def _copy_local(src: Path, dest: Path, patterns: Sequence[str]) -> None:
+    """Copy the top-level files of ``src`` that match ``patterns`` (following links)."""
+    for file in sorted(src.iterdir()):
+        if file.is_file() and any(fnmatch(file.name, p) for p in patterns):
+            shutil.copy2(file, dest / file.name)
+
+
+def _download(model_id: str, dest: Path, revision: str | None,
+              patterns: Sequence[str]) -> str | None:
+    """snapshot_download into ``dest``; returns the resolved commit hash if recorded."""
+    from huggingface_hub import snapshot_download
+
+    snapshot_download(model_id, revision=revision, allow_patterns=list(patterns), local_dir=dest)
+    meta = dest / ".cache" / "huggingface" / "download" / "config.json.metadata"
+    commit = meta.read_text().splitlines()[0].strip() if meta.is_file() else None
+    shutil.rmtree(dest / ".cache", ignore_errors=True)
+    if commit is None and revision and re.fullmatch(r"[0-9a-f]{40}", revision):
+        commit = revision
+    return commit
+
+
+def fetch_model(model_id: str, dest: str | Path, revision: str | None = None,
+                allow_patterns: Sequence[str] = MODEL_PATTERNS) -> Path:
+    """Put a model (weights: safetensors only, config, tokenizer files) into ``dest``, atomically.
+
+    A local directory is copied; anything else is a hub id, downloaded with
+    ``huggingface_hub.snapshot_download`` (which honours HF_HUB_OFFLINE and the hub cache).
+    Writes ``provenance.json``: id, revision, resolved commit (if known), the source's own
+    provenance (if it had one) and the files. A directory without safetensors is refused.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    local = Path(model_id).expanduser()
+    try:
+        if local.is_dir():
+            _copy_local(local, tmp, allow_patterns)
+            commit, upstream = None, _read_json(local / "provenance.json")
+        elif _looks_local(model_id):
+            raise FileNotFoundError(f"model directory {model_id} does not exist")
+        else:
+            commit, upstream = _download(model_id, tmp, revision, allow_patterns), None
+        if not any(tmp.glob("*.safetensors")):
+            raise ValueError(f"model {model_id} has no *.safetensors weights (springback loads "
+                             "safetensors only; convert .bin/.pt checkpoints first)")
+        files = sorted(p.name for p in tmp.iterdir() if p.name != "provenance.json")
+        record = {"id": model_id, "revision": revision, "commit": commit,
+                  "source": "local" if local.is_dir() else "hub", "files": files}
+        if upstream:
+            record["upstream"] = upstream
+        (tmp / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+        if dest.exists():
+            shutil.rmtree(dest)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+# ------------------------------------------------------------------------------------ judges
+
+DTYPES = ("float32", "bfloat16", "float16")
+
+
+def load_sequence_model(path: str | Path, *, device: str = "cpu", dtype: str = "float32",
+                        key_mapping: dict[str, str] | None = None):
+    """(tokenizer, model) of a sequence classifier / scalar reward model, safetensors only,
+    no remote code. ``key_mapping`` renames checkpoint keys (regex → replacement), e.g.
+    ``{"^score_head": "score"}`` for safe-rlhf's score models (beaver-7b-v1.0-cost). Weights the
+    checkpoint lacks (a randomly initialised head) are an error."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    if dtype not in DTYPES:
+        raise ValueError(f"judge dtype {dtype!r} is not one of {', '.join(DTYPES)}")
+    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    model, info = AutoModelForSequenceClassification.from_pretrained(
+        str(path), use_safetensors=True, trust_remote_code=False, key_mapping=key_mapping,
+        dtype=getattr(torch, dtype), output_loading_info=True)
+    if info.get("missing_keys"):
+        raise ValueError(f"judge model {path}: checkpoint lacks weights "
+                         f"{sorted(info['missing_keys'])[:4]} (a different head? see key_mapping)")
+    if tokenizer.pad_token is None:  # decoder-only judges (Llama) often ship without one
+        tokenizer.pad_token = tokenizer.eos_token
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return tokenizer, model.to(device).eval()
+
+
+def sequence_logits(tokenizer, model, texts: Sequence[str], *, batch_size: int = 16,
+                    max_length: int = 512, template: str = "{text}"):
+    """Logits [len(texts), num_labels] (float32, CPU) of ``template.format(text=...)``."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for start in range(0, len(texts), batch_size):
+            batch = [template.format(text=t) for t in texts[start:start + batch_size]]
+            enc = tokenizer(batch, padding=True, truncation=True, max_length=max_length,
+                            return_tensors="pt")
+            enc = {k: enc[k].to(model.device) for k in ("input_ids", "attention_mask")}
+            out.append(model(**enc).logits.float().cpu())
+    return torch.cat(out) if out else torch.zeros(0, model.config.num_labels)
+
+
+def _label_index(config, target_label: str) -> int:
+    """Index of ``target_label`` in the model's labels (exact, then case-insensitive)."""
+    labels = {str(k): int(v) for k, v in (config.label2id or {}).items()}
+    if target_label in labels:
+        return labels[target_label]
+    folded = {k.lower(): v for k, v in labels.items()}
+    if target_label.lower() in folded:
+        return folded[target_label.lower()]
+    raise ValueError(f"classifier has no label {target_label!r} "
+                     f"(labels: {', '.join(sorted(labels))})")
+
+
+def classifier_judge(path: str | Path, target_label: str, batch_size: int = 16,
+                     device: str = "cpu", max_length: int = 512, *, dtype: str = "float32",
+                     template: str = "{text}", key_mapping: dict | None = None) -> Judge:
+    """Score = the classifier's probability of ``target_label`` (softmax over its labels, or a
+    sigmoid for multi-label models), e.g. "POSITIVE" for siebert/sentiment-roberta-large-english.
+    Scores the completion text alone."""
+    import torch
+
+    tokenizer, model = load_sequence_model(path, device=device, dtype=dtype,
+                                           key_mapping=key_mapping)
+    index = _label_index(model.config, target_label)
+    multi = model.config.problem_type == "multi_label_classification"
+
+    def judge(texts: Sequence[str]) -> list[float]:
+        logits = sequence_logits(tokenizer, model, list(texts), batch_size=batch_size,
+                                 max_length=max_length, template=template)
+        probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
+        return probs[:, index].tolist()
+
+    return judge
+
+
+@dataclass
+class RewardJudge:
+    """A thresholded scalar reward/cost model: score = 1.0 if sign * reward > threshold else 0.0.
+
+    Calling it gives the share-of-target scores; ``raw(texts)`` gives the model's raw scalar
+    outputs (unsigned) for analysis. A *cost* model (higher = more harmful, e.g.
+    PKU-Alignment/beaver-7b-v1.0-cost) uses sign=-1: lower cost = safer, so score 1 = safe.
+    """
+
+    tokenizer: object
+    model: object
+    sign: float = 1.0
+    threshold: float = 0.0
+    batch_size: int = 16
+    max_length: int = 512
+    template: str = "{text}"
+
+    def raw(self, texts: Sequence[str]) -> list[float]:
+        return sequence_logits(self.tokenizer, self.model, list(texts),
+                               batch_size=self.batch_size, max_length=self.max_length,
+                               template=self.template)[:, 0].tolist()
+
+    def __call__(self, texts: Sequence[str]) -> list[float]:
+        return [float(self.sign * r > self.threshold) for r in self.raw(texts)]
+
+
+def reward_judge(path: str | Path, sign: float = 1.0, threshold: float = 0.0,
+                 batch_size: int = 16, device: str = "cpu", max_length: int = 512, *,
+                 dtype: str = "float32", template: str = "{text}",
+                 key_mapping: dict | None = None) -> RewardJudge:
+    """A ``RewardJudge`` over a scalar (num_labels=1) reward or cost model; cost models take
+    sign=-1. Scores the completion text alone (``template`` may wrap it)."""
+    tokenizer, model = load_sequence_model(path, device=device, dtype=dtype,
+                                           key_mapping=key_mapping)
+    if model.config.num_labels != 1:
+        raise ValueError(f"reward model {path} has {model.config.num_labels} outputs, not one "
+                         "scalar (use kind: classifier)")
+    return RewardJudge(tokenizer, model, float(sign), float(threshold), batch_size, max_length,
+                       template)
+
+
+def reward_scores(judge: RewardJudge, texts: Sequence[str]) -> list[float]:
+    """The raw scalar rewards (or costs) a ``RewardJudge`` thresholds."""
+    return judge.raw(texts)
+
+
+JUDGE_OPTIONS = {
+    "exact": (),
+    "classifier": ("path", "target_label", "batch_size", "device", "max_length", "dtype",
+                   "template", "key_mapping"),
+    "reward": ("path", "sign", "threshold", "batch_size", "device", "max_length", "dtype",
+               "template", "key_mapping"),
+}
+
+
+def make_judge(spec: dict, task: str) -> Judge:
+    """A judge from a config spec: ``kind`` exact (the world's exact judge for ``task``),
+    classifier (path, target_label, ...) or reward (path, sign, threshold, ...)."""
+    kind = spec.get("kind")
+    if kind not in JUDGE_OPTIONS:
+        raise ValueError(f"unknown judge kind {kind!r} (known: {', '.join(JUDGE_OPTIONS)})")
+    options = {k: v for k, v in spec.items() if k != "kind"}
+    unknown = sorted(set(options) - set(JUDGE_OPTIONS[kind]))
+    if unknown:
+        raise ValueError(f"judge kind {kind!r} takes no option {unknown[0]!r} "
+                         f"(options: {', '.join(JUDGE_OPTIONS[kind]) or 'none'})")
+    if kind == "exact":
+        return exact_judge(task)
+    if "path" not in options or (kind == "classifier" and "target_label" not in options):
+        raise ValueError(f"judge kind {kind!r} needs 'path'"
+                         + (" and 'target_label'" if kind == "classifier" else ""))
+    return (classifier_judge if kind == "classifier" else reward_judge)(**options)
