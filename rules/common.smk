@@ -79,6 +79,7 @@ def figure_files(study="{study}"):
 def final_outputs():
     return [
         f"results/{STUDY}/claims.csv",
+        f"results/{STUDY}/manifest.json",
         f"results/{STUDY}/tables/checkpoints.csv",
         f"results/{STUDY}/tables/curves.csv",
         *[f for files in figure_files(STUDY).values() for f in files],

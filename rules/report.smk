@@ -122,3 +122,25 @@ rule claims:
         "../envs/plot.yaml"
     script:
         "../workflow/scripts/claims.py"
+
+
+rule manifest:
+    input:
+        claims=rules.claims.output,
+        figures=rules.figures.output,
+        tables=rules.aggregate.output,
+    output:
+        "results/{study}/manifest.json",
+    params:
+        code=code_hash("provenance"),
+        root="results/{study}",
+    log:
+        "results/{study}/logs/manifest.log",
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(1000),
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/manifest.py"

@@ -43,3 +43,24 @@ def record(params: dict, **fields) -> dict:
     """A provenance record: config hash of ``params``, the params, versions, commit, extra fields."""
     return {"config_hash": config_hash(params), "params": params, "versions": versions(),
             "git_commit": git_commit(), **fields}
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(root: str | Path, out: str | Path, *, skip: tuple[str, ...] = ("logs",
+                   "benchmarks")) -> None:
+    """``manifest.json``: every file under a study folder (but logs and benchmarks, which change
+    from run to run) with its size and sha256, plus the versions and commit that made them."""
+    root = Path(root)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.name != Path(out).name
+                   and p.relative_to(root).parts[0] not in skip and not p.name.startswith("."))
+    entries = {str(p.relative_to(root)): {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
+               for p in files}
+    Path(out).write_text(json.dumps({"study": root.name, "versions": versions(),
+                                     "git_commit": git_commit(), "files": entries}, indent=1))
