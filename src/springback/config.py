@@ -5,7 +5,7 @@ Each failure raises ``ConfigError`` with one line that names the offending key.
 
 from __future__ import annotations
 
-
+import os
 from pathlib import Path
 
 import yaml
@@ -69,9 +69,22 @@ def check_base(cfg: dict, base: dict, key: str) -> None:
                           f"checkpoint of size {base['size']!r} (ladder: {sorted(ladder)})")
 
 
+def check_results_folder(study: str, root: str | Path = "results") -> None:
+    """results/<study> (relative to the working directory) must be a writable folder, or creatable:
+    its nearest existing ancestor is a writable folder, not a file."""
+    path = Path(root) / study
+    existing = next(p for p in (path, *path.parents) if p.exists() or p == Path("."))
+    if not existing.is_dir():
+        raise ConfigError(f"config key study: results folder {path} cannot be created, "
+                          f"{existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"config key study: results folder {path} is not writable ({existing})")
+
+
 def check_study_config(cfg: dict) -> None:
     """Every cross-key rule; the schema has already checked types and ranges."""
     if sum(cfg["world"]["genre_mix"].values()) <= 0:
         raise ConfigError("config key world.genre_mix must have a positive share")
     check_models(cfg)
     check_rebound(cfg)
+    check_results_folder(cfg["study"])

@@ -54,14 +54,38 @@ def save_model(model, path: str | Path, provenance: dict, tokenizer=None) -> Non
         raise
 
 
+OTHER_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt")
+
+
+def check_model_dir(path: Path) -> None:
+    """Refuse a model directory that is missing, has no config.json, or has no readable
+    safetensors weights, with one line naming the directory or file."""
+    from safetensors import safe_open
+
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory {path} does not exist")
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"model directory {path} has no config.json")
+    weights = sorted(path.glob("*.safetensors"))
+    if not weights:
+        other = sorted(p.name for p in path.iterdir() if p.suffix in OTHER_WEIGHTS)
+        raise FileNotFoundError(f"model directory {path} has no *.safetensors weights (found: "
+                                f"{', '.join(other) or 'none'}); springback loads safetensors only")
+    for file in weights:
+        try:
+            with safe_open(str(file), framework="pt"):
+                pass
+        except Exception as err:  # safetensors raises its own error type for a corrupt header
+            raise ValueError(f"model weights {file} are unreadable: {err}") from err
+
+
 def load_model(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu",
                trust_remote_code: bool = False):
     """Load a causal LM from a local directory, safetensors only."""
     from transformers import AutoModelForCausalLM
 
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"model directory {path} has no config.json")
+    check_model_dir(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True,
                                                  trust_remote_code=trust_remote_code)
     return model.to(device).eval()
