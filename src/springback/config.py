@@ -96,7 +96,7 @@ def check_hub(cfg: dict) -> None:
 
 def check_study_config(cfg: dict) -> None:
     """Every cross-key rule; the schema has already checked types and ranges."""
-    if cfg["mode"] == "hub":
+    if cfg.get("mode", "toy") == "hub":
         check_hub(cfg)
         check_grids(cfg["rebound"])
         return

@@ -55,7 +55,7 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
         judge=task_judge(task, judge_spec, judge_dir, device),
         texts={k: text_set(tok, v, context) for k, v in texts.items()},
         pad_id=ids["pad"], eos_id=ids["eos"], max_new_tokens=eval_cfg["max_new_tokens"],
-        temperature=eval_cfg["temperature"], batch_size=eval_cfg["batch_size"])
+        temperature=eval_cfg["temperature"], batch_size=eval_cfg.get("batch_size", 64))
 
 
 def evaluate_rebound(*, base_dir: str | Path, perturb_dir: str | Path,
