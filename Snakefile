@@ -2,8 +2,10 @@
 #
 # Path scheme (every output of a study lives under results/<study>/):
 #   world/{pretrain,pretrain_heldout}.parquet, world/<task>/{align,perturb,prompts,...}.parquet
-#   tokenizer/                                       word-level tokenizer trained on D_p
+#   tokenizer/                                       word-level tokenizer trained on D_p (toy)
 #   base/<size>/tokens-<N>/                          pretraining ladder (N tokens seen; 0 = init)
+#                                                    or, in hub mode, a fetched model
+#   judges/<task>/                                   fetched judge models (hub mode)
 #   align/<task>/<size>/tokens-<N>/<direction>/seed-<s>/q1-<n_pos>/
 #   perturb/<task>/<size>/tokens-<N>/<direction>/seed-<s>/q1-<n_pos>/q2-<n_neg>/
 #   metrics/<task>/<size>/tokens-<N>.csv (+ .prompts.parquet), metrics/ladder.csv
@@ -21,8 +23,16 @@ report: "report/workflow.rst"
 
 
 include: "rules/common.smk"
-include: "rules/world.smk"
-include: "rules/base.smk"
+if MODE == "toy":
+
+    include: "rules/world.smk"
+    include: "rules/base.smk"
+
+else:
+
+    include: "rules/hub.smk"
+
+
 include: "rules/align.smk"
 include: "rules/perturb.smk"
 include: "rules/evaluate.smk"

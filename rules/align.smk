@@ -6,6 +6,7 @@ rule align:
         models=directory("results/{study}/align/{size}/tokens-{tokens}"),
     params:
         code=code_hash("models", "train", "data", "provenance", "pipeline/finetune"),
+        runtime=model_runtime(),
         phase=phase_settings(1),
     log:
         "results/{study}/logs/align/{size}/tokens-{tokens}.log",
@@ -13,8 +14,9 @@ rule align:
         "results/{study}/benchmarks/align/{size}/tokens-{tokens}.tsv"
     threads: 2
     resources:
-        mem_mb=scaled_mem(6000),
-        runtime=120,
+        mem_mb=job_mem(6000),
+        runtime=job_runtime(120),
+        gpu=gpus(),
     conda:
         "../envs/springback.yaml"
     script:

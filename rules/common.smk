@@ -1,3 +1,4 @@
+import importlib.util
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -20,12 +21,66 @@ check_config(config)
 
 STUDY = config["study"]
 REBOUND = config["rebound"]
+MODE = config["mode"]
+HUB = config["hub"]
 
 
 wildcard_constraints:
     study=STUDY,
     size="[A-Za-z0-9_]+",
     tokens="[0-9]+",
+
+
+def task_names():
+    """Tasks whose tables the data stage writes: toy mode's world always has both."""
+    return ["sentiment", "safety"] if MODE == "toy" else REBOUND["tasks"]
+
+
+def ladder():
+    """(size, tokens) of every base checkpoint: toy, the pretraining ladder; hub, the models."""
+    if MODE == "hub":
+        return [(name, m["tokens"]) for name, m in HUB["models"].items()]
+    return [(s, t) for s in config["pretrain"]["sizes"] for t in ladder_tokens(s)]
+
+
+def hub_model(wildcards):
+    return HUB["models"][wildcards.size]
+
+
+def hub_judge(wildcards):
+    return HUB["judges"][wildcards.task]
+
+
+def judge_dirs(wildcards):
+    """Fetched judge folders of the tasks whose judge is a model (none in toy mode)."""
+    if MODE == "toy":
+        return {}
+    return {
+        f"judge_{task}": f"results/{wildcards.study}/judges/{task}"
+        for task in REBOUND["tasks"]
+        if HUB["judges"].get(task, {"kind": "exact"})["kind"] != "exact"
+    }
+
+
+def model_runtime():
+    """Device, dtype and remote-code policy of model-loading jobs."""
+    if MODE == "toy":
+        return {"device": "cpu", "dtype": "float32", "trust_remote_code": False}
+    return {k: HUB[k] for k in ("device", "dtype", "trust_remote_code")}
+
+
+def gpus():
+    """GPUs a model job asks for: one in hub mode (Slurm: --gpus=1), none in toy mode."""
+    return 1 if MODE == "hub" else 0
+
+
+def job_mem(toy_mb, hub_mb=64000):
+    return scaled_mem(toy_mb if MODE == "toy" else hub_mb)
+
+
+def job_runtime(toy_min, hub_min=1440):
+    """Integer minutes: toy jobs are short; a hub job trains or evaluates a 7B model many times."""
+    return toy_min if MODE == "toy" else hub_min
 
 
 def ladder_tokens(size):
@@ -45,18 +100,20 @@ def scaled_mem(base_mb):
 
 
 def world_tables(study="{study}"):
-    """Every parquet file written by the world stage, by stem (a pattern unless ``study`` is given)."""
+    """Every parquet file written by the data stage, by stem (a pattern unless ``study`` is
+    given); hub mode has no pretraining corpus, only held-out pretraining-style text."""
     root = f"results/{study}/world"
-    tables = {name: f"{root}/{name}.parquet" for name in ("pretrain", "pretrain_heldout")}
-    for task in ("sentiment", "safety"):
+    names = ("pretrain", "pretrain_heldout") if MODE == "toy" else ("pretrain_heldout",)
+    tables = {name: f"{root}/{name}.parquet" for name in names}
+    for task in task_names():
         for name in ("align", "perturb", "align_heldout", "perturb_heldout", "prompts"):
             tables[f"{task}_{name}"] = f"{root}/{task}/{name}.parquet"
     return tables
 
 
 def ladder_dirs(wildcards):
-    """The pretraining output folder of every model size."""
-    return [f"results/{wildcards.study}/base/{size}" for size in config["pretrain"]["sizes"]]
+    """The base output folder of every model size (toy) or model (hub)."""
+    return sorted({f"results/{wildcards.study}/base/{size}" for size, _ in ladder()})
 
 
 def rebound_metrics(wildcards):
@@ -121,15 +178,11 @@ def all_task_tables(wildcards):
 
 
 def all_ladder_checkpoints(wildcards):
-    """Every pretraining checkpoint directory of every size, in ladder order."""
-    return [
-        f"results/{wildcards.study}/base/{size}/tokens-{t}"
-        for size in config["pretrain"]["sizes"]
-        for t in ladder_tokens(size)
-    ]
+    """Every base checkpoint directory, in ladder order."""
+    return [f"results/{wildcards.study}/base/{size}/tokens-{t}" for size, t in ladder()]
 
 
-LIBRARY = Path(workflow.basedir) / "src" / "springback"
+LIBRARY = Path(importlib.util.find_spec("springback").origin).parent  # what the jobs import
 
 
 def code_hash(*modules):
@@ -141,3 +194,9 @@ def code_hash(*modules):
     for name in sorted(modules):
         digest.update((LIBRARY / f"{name}.py").read_bytes())
     return digest.hexdigest()[:16]
+
+
+def hub_sizes():
+    """Rows per task table in hub mode (the world keys that size the toy task sets)."""
+    world = config["world"]
+    return {"pool": world["task_pool"], "heldout": world["task_heldout"], "prompts": world["prompts"]}

@@ -7,6 +7,7 @@ rule perturb:
         models=directory("results/{study}/perturb/{size}/tokens-{tokens}"),
     params:
         code=code_hash("models", "train", "data", "provenance", "pipeline/finetune"),
+        runtime=model_runtime(),
         phase=phase_settings(2),
     log:
         "results/{study}/logs/perturb/{size}/tokens-{tokens}.log",
@@ -14,8 +15,9 @@ rule perturb:
         "results/{study}/benchmarks/perturb/{size}/tokens-{tokens}.tsv"
     threads: 2
     resources:
-        mem_mb=scaled_mem(6000),
-        runtime=240,
+        mem_mb=job_mem(6000),
+        runtime=job_runtime(240),
+        gpu=gpus(),
     conda:
         "../envs/springback.yaml"
     script:

@@ -66,6 +66,7 @@ rule figures:
         code=code_hash("plots", "stats"),
         tasks=REBOUND["tasks"],
         epsilon=config["claims"]["kl_epsilon"],
+        metric=config["claims"]["metric"],
     log:
         "results/{study}/logs/figures.log",
     benchmark:

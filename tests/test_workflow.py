@@ -118,3 +118,55 @@ def test_claims_table(smoke_study):
         assert row.verdict == expected
     for name in ("elasticity", "kl_rebound", "recovery"):
         assert len(pd.read_csv(smoke_study / "tables" / f"{name}.csv")) > 0
+
+
+def jobs_to_run(workdir: Path, *args: str, env: dict | None = None) -> set[str]:
+    """Rules a dry run would execute (``snakemake -n --quiet rules``)."""
+    cmd = [SNAKEMAKE, "-n", "--quiet", "rules", "--cores", "2", "--configfile",
+           "config/smoke.yaml", *args]
+    proc = subprocess.run(cmd, cwd=workdir, env=env or ENV, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [line.split() for line in proc.stdout.splitlines()]
+    return {w[0] for w in lines if len(w) == 2 and w[1].isdigit() and w[0] not in ("total", "job")}
+
+
+TRAINING = {"world", "tokenizer", "pretrain", "align", "perturb"}
+
+
+@pytest.mark.slow
+def test_complete_study_has_nothing_to_do(smoke_study):
+    assert jobs_to_run(smoke_study.parents[1]) == set()
+
+
+@pytest.mark.slow
+def test_figure_and_evaluation_changes_retrain_nothing(smoke_study):
+    workdir = smoke_study.parents[1]
+    figure_only = jobs_to_run(workdir, "--config", "claims={'kl_epsilon': 0.02}")
+    assert figure_only and not figure_only & (TRAINING | {"evaluate_rebound"})
+    evaluation = jobs_to_run(workdir, "--config", "evaluate={'max_new_tokens': 5}")
+    assert "evaluate_rebound" in evaluation and not evaluation & TRAINING
+
+
+@pytest.mark.slow
+def test_library_change_reruns_only_the_rules_that_use_it(smoke_study, tmp_path):
+    library = tmp_path / "src"
+    shutil.copytree(ROOT / "src", library)
+    plots = library / "springback" / "plots.py"
+    plots.write_text(plots.read_text() + "\n# a change\n")
+    env = {**ENV, "PYTHONPATH": str(library)}
+    rerun = jobs_to_run(smoke_study.parents[1], env=env)
+    assert rerun == {"figures", "manifest", "all"} or rerun == {"figures", "manifest"}
+
+
+@pytest.mark.slow
+def test_report_renders_every_figure_and_the_claims(smoke_study):
+    workdir = smoke_study.parents[1]
+    report = smoke_study / "report.html"
+    proc = subprocess.run([SNAKEMAKE, "--cores", "1", "--configfile", "config/smoke.yaml",
+                           "--report", str(report)], cwd=workdir, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    html = report.read_text(errors="replace")
+    for name in ["rebound_sentiment", "two_phase_safety", "kl_rebound", "ladder", "claims.csv"]:
+        assert name in html, name

@@ -1,7 +1,8 @@
 """The claims table: per claim of the paper, what was measured, a 95 % CI, and a verdict.
 
-Measurements use the exact target probability ``p_target`` (mean over prompts of P(target
-behaviour | prompt)): the same behaviour the judge scores, without sampling noise.
+Measurements use, by default (``claims.metric``), the exact target probability ``p_target`` (mean
+over prompts of P(target behaviour | prompt)): the behaviour the judge scores, without sampling
+noise. Hub mode, whose tasks have no exact target probability, uses the judged ``score``.
 
 Uncertainty: a two-level bootstrap: each replicate resamples seeds, then prompts within each seed,
 jointly for every curve of a condition (so differences between curves keep their pairing), and
@@ -133,10 +134,10 @@ def bootstrap_stat(cube: Cube, fn: Callable[[Cube, np.ndarray], np.ndarray], *, 
 
 # --- tables -----------------------------------------------------------------------------------
 
-def cubes(prompts: pd.DataFrame) -> dict[tuple, Cube]:
+def cubes(prompts: pd.DataFrame, metric: str = "p_target") -> dict[tuple, Cube]:
     """A cube per (task, size, pretrain_tokens, direction)."""
     keys = ["task", "size", "pretrain_tokens", "direction"]
-    return {key: make_cube(frame) for key, frame in prompts.groupby(keys)}
+    return {key: make_cube(frame, metric) for key, frame in prompts.groupby(keys)}
 
 
 def claim_specs(window: int) -> list[tuple[str, str, str, Callable]]:
@@ -163,9 +164,11 @@ def claim_row(claim: str, stat: str, key: tuple, effect: tuple, control: tuple |
             "attributable": attributable(low, high, c_low, c_high, expected="greater")}
 
 
-def claims_table(prompts: pd.DataFrame, *, window: int, n_boot: int, seed: int = 0) -> pd.DataFrame:
-    """C2, C3, C8 rows for every pretrained base, each beside its random-init control."""
-    all_cubes = cubes(prompts)
+def claims_table(prompts: pd.DataFrame, *, window: int, n_boot: int, seed: int = 0,
+                 metric: str = "p_target") -> pd.DataFrame:
+    """C2, C3, C8 rows for every pretrained base, each beside its random-init control (hub mode
+    has no random-init base: control columns are empty and nothing is attributable)."""
+    all_cubes = cubes(prompts, metric)
     rows = []
     for claim, direction, stat, fn in claim_specs(window):
         for key, cube in all_cubes.items():
@@ -179,7 +182,8 @@ def claims_table(prompts: pd.DataFrame, *, window: int, n_boot: int, seed: int =
     return pd.DataFrame(rows)
 
 
-def elasticity_table(prompts: pd.DataFrame, *, n_boot: int, seed: int = 0) -> pd.DataFrame:
+def elasticity_table(prompts: pd.DataFrame, *, n_boot: int, seed: int = 0,
+                     metric: str = "p_target") -> pd.DataFrame:
     """Per aligned model: alignment lift, elasticity (share of the lift lost at the first
     perturbation grid point) and examples to return to the base level, each with a 95 % CI."""
     stats = {
@@ -188,7 +192,7 @@ def elasticity_table(prompts: pd.DataFrame, *, n_boot: int, seed: int = 0) -> pd
         "return_examples": lambda c, y, r: return_count(c, y, r),
     }
     rows = []
-    for key, cube in cubes(prompts).items():
+    for key, cube in cubes(prompts, metric).items():
         for r, n_pos in enumerate(cube.n_pos):
             if n_pos == 0:
                 continue
@@ -208,7 +212,8 @@ def seed_curves(checkpoints: pd.DataFrame, metric: str) -> dict[tuple, tuple[np.
     out = {}
     for key, frame in rebound.groupby(keys):
         wide = frame.pivot_table(index="seed", columns="n_neg", values=metric)
-        out[key] = (wide.columns.to_numpy(float), wide.to_numpy(float))
+        if wide.size:  # a metric that is undefined here (e.g. the cue gap in hub mode) is all NaN
+            out[key] = (wide.columns.to_numpy(float), wide.to_numpy(float))
     return out
 
 
@@ -249,13 +254,16 @@ def recovery_table(checkpoints: pd.DataFrame, *, n_boot: int) -> pd.DataFrame:
 
 
 def write_claims(*, checkpoints: str, metrics: list[str], prompts: list[str], window: int,
-                 epsilon: float, n_boot: int, out: dict[str, str]) -> None:
+                 epsilon: float, n_boot: int, out: dict[str, str],
+                 metric: str = "p_target") -> None:
     """Write claims.csv and the elasticity, KL-rebound and recovery tables."""
     from springback.tables import prompt_table
 
     per_prompt = prompt_table(prompts, metrics)
     table = pd.read_csv(checkpoints)
-    claims_table(per_prompt, window=window, n_boot=n_boot).to_csv(out["claims"], index=False)
-    elasticity_table(per_prompt, n_boot=n_boot).to_csv(out["elasticity"], index=False)
+    claims_table(per_prompt, window=window, n_boot=n_boot, metric=metric).to_csv(
+        out["claims"], index=False)
+    elasticity_table(per_prompt, n_boot=n_boot, metric=metric).to_csv(out["elasticity"],
+                                                                       index=False)
     kl_table(table, epsilon=epsilon, n_boot=n_boot).to_csv(out["kl"], index=False)
     recovery_table(table, n_boot=n_boot).to_csv(out["recovery"], index=False)

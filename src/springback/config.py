@@ -45,12 +45,16 @@ def check_models(cfg: dict) -> None:
             raise ConfigError(f"config key pretrain.tokens has no budget for model size {name!r}")
 
 
-def check_rebound(cfg: dict) -> None:
-    rebound, world = cfg["rebound"], cfg["world"]
+def check_grids(rebound: dict) -> None:
     _increasing(rebound["n_pos"], "rebound.n_pos")
     _increasing(rebound["n_neg"], "rebound.n_neg")
     if rebound["n_neg"][0] != 0:
         raise ConfigError("config key rebound.n_neg must start at 0 (the aligned model itself)")
+
+
+def check_rebound(cfg: dict) -> None:
+    rebound, world = cfg["rebound"], cfg["world"]
+    check_grids(rebound)
     for key in ("n_pos", "n_neg"):
         if max(rebound[key]) > world["task_pool"]:
             raise ConfigError(f"config key rebound.{key} asks for {max(rebound[key])} examples "
@@ -81,10 +85,35 @@ def check_results_folder(study: str, root: str | Path = "results") -> None:
         raise ConfigError(f"config key study: results folder {path} is not writable ({existing})")
 
 
+def check_hub(cfg: dict) -> None:
+    """Hub mode: every base is a configured model, every task has a dataset, every judge an id."""
+    hub = cfg["hub"]
+    for i, base in enumerate(cfg["rebound"]["bases"]):
+        model = hub["models"].get(base["size"])
+        if model is None:
+            raise ConfigError(f"config key rebound.bases[{i}].size: {base['size']!r} is not in "
+                              "hub.models")
+        if base["tokens"] != model["tokens"]:
+            raise ConfigError(f"config key rebound.bases[{i}].tokens must equal "
+                              f"hub.models.{base['size']}.tokens ({model['tokens']})")
+    for task in cfg["rebound"]["tasks"]:
+        if task not in hub["datasets"]:
+            raise ConfigError(f"config key hub.datasets has no dataset for task {task!r}")
+        judge = hub["judges"].get(task, {"kind": "exact"})
+        if judge["kind"] != "exact" and "id" not in judge:
+            raise ConfigError(f"config key hub.judges.{task}.id is required for kind {judge['kind']}")
+    if "source" not in hub["pretrain_text"]:
+        raise ConfigError("config key hub.pretrain_text.source is required in hub mode")
+
+
 def check_study_config(cfg: dict) -> None:
     """Every cross-key rule; the schema has already checked types and ranges."""
+    check_results_folder(cfg["study"])
+    if cfg.get("mode", "toy") == "hub":
+        check_hub(cfg)
+        check_grids(cfg["rebound"])
+        return
     if sum(cfg["world"]["genre_mix"].values()) <= 0:
         raise ConfigError("config key world.genre_mix must have a positive share")
     check_models(cfg)
     check_rebound(cfg)
-    check_results_folder(cfg["study"])

@@ -79,11 +79,12 @@ def check_model_dir(path: Path) -> None:
             raise ValueError(f"model weights {file} are unreadable: {err}") from err
 
 
-def load_model(path: str | Path, *, dtype: torch.dtype = torch.float32, device: str = "cpu",
-               trust_remote_code: bool = False):
-    """Load a causal LM from a local directory, safetensors only."""
+def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32,
+               device: str = "cpu", trust_remote_code: bool = False):
+    """Load a causal LM from a local directory, safetensors only (dtype may be a name)."""
     from transformers import AutoModelForCausalLM
 
+    dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     path = Path(path)
     check_model_dir(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True,
@@ -100,3 +101,12 @@ def load_tokenizer(path: str | Path):
     from transformers import PreTrainedTokenizerFast
 
     return PreTrainedTokenizerFast.from_pretrained(str(path))
+
+
+def special_ids(tokenizer) -> dict[str, int]:
+    """Start, end and padding ids, with the usual fallbacks of hub tokenizers: no BOS (Qwen) ->
+    EOS starts a sequence; no PAD (Llama 2) -> EOS pads."""
+    eos = tokenizer.eos_token_id
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    return {"start": start, "eos": eos, "pad": pad}

@@ -49,7 +49,7 @@ def ladder_plot(checkpoints: pd.DataFrame) -> p9.ggplot:
     """Cue gap and pretraining bits/byte against tokens seen, per size and task."""
     ladder = checkpoints[checkpoints["algo"] == "none"]
     long = ladder.melt(id_vars=["task", "size", "pretrain_tokens"],
-                       value_vars=["cue_gap", "bpb_pretrain"], var_name="metric")
+                       value_vars=["cue_gap", "bpb_pretrain"], var_name="metric").dropna()
     return (p9.ggplot(long, p9.aes("pretrain_tokens", "value", colour="size"))
             + p9.geom_line() + p9.geom_point()
             + p9.facet_grid("metric ~ task", scales="free_y")
@@ -71,17 +71,18 @@ def two_phase_fits(curves: pd.DataFrame, metric: str = "p_target") -> pd.DataFra
     return pd.concat(rows, ignore_index=True)
 
 
-def two_phase_plot(curves: pd.DataFrame, task: str) -> p9.ggplot:
-    """Exact target probability vs n_neg (points, CI bars) with the two-phase fit (lines)."""
+def two_phase_plot(curves: pd.DataFrame, task: str, metric: str = "p_target") -> p9.ggplot:
+    """The claims' metric vs n_neg (points, CI bars) with the two-phase fit (lines)."""
     frame = _labelled(curves[(curves["task"] == task) & (curves["n_pos"] > 0)])
-    fits = _labelled(two_phase_fits(curves[curves["task"] == task]).assign(
+    fits = _labelled(two_phase_fits(curves[curves["task"] == task], metric).assign(
         **{"size": lambda f: f["size"].astype(str)}))
-    return (p9.ggplot(frame, p9.aes("n_neg", "p_target", colour="n_pos"))
-            + p9.geom_errorbar(p9.aes(ymin="p_target_low", ymax="p_target_high"), width=0)
+    return (p9.ggplot(frame, p9.aes("n_neg", metric, colour="n_pos"))
+            + p9.geom_errorbar(p9.aes(ymin=f"{metric}_low", ymax=f"{metric}_high"), width=0)
             + p9.geom_point(size=1)
             + p9.geom_line(p9.aes(y="fit"), data=fits)
             + p9.facet_grid("direction ~ base")
-            + p9.labs(x="perturbation examples (n_neg)", y="P(target behaviour)",
+            + p9.labs(x="perturbation examples (n_neg)",
+                      y="P(target behaviour)" if metric == "p_target" else "judged score",
                       title=f"Two-phase fits: {task}")
             + p9.theme_bw() + p9.theme(figure_size=(9, 5)))
 
@@ -104,12 +105,12 @@ def save(plot: p9.ggplot, png: str, pdf: str) -> None:
 
 
 def figures(*, checkpoints: str, curves: str, tasks: list[str], epsilon: float,
-            out: dict[str, list[str]]) -> None:
+            out: dict[str, list[str]], metric: str = "p_target") -> None:
     """Write every figure; per-task outputs list png, pdf for each task in order."""
     table, frame = pd.read_csv(checkpoints), pd.read_csv(curves)
     for i, task in enumerate(tasks):
         save(rebound_plot(frame, task), *out["rebound"][2 * i: 2 * i + 2])
         save(compression_plot(frame, task), *out["compression"][2 * i: 2 * i + 2])
-        save(two_phase_plot(frame, task), *out["two_phase"][2 * i: 2 * i + 2])
+        save(two_phase_plot(frame, task, metric), *out["two_phase"][2 * i: 2 * i + 2])
     save(ladder_plot(table), *out["ladder"])
     save(kl_plot(frame, epsilon), *out["kl"])

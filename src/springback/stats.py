@@ -251,7 +251,7 @@ def fit_two_phase(x: np.ndarray, y: np.ndarray) -> TwoPhaseFit:
     c = _best_breakpoint(x, y)
     (a, b1, d), sse2 = _hinge_lstsq(x, y, c)
     sse1 = float(np.sum((y - np.polyval(np.polyfit(x, y, 1), x)) ** 2))
-    floor = max(float(np.sum((y - y.mean()) ** 2)), np.finfo(float).tiny) * 1e-20
+    floor = max(float(np.sum((y - y.mean()) ** 2)) * 1e-20, np.finfo(float).tiny)
     sse1, sse2 = max(sse1, floor), max(min(sse2, sse1), floor)
     n = x.size
     aic1, aic2 = _gaussian_aic(sse1, n, 2), _gaussian_aic(sse2, n, 4)

@@ -39,7 +39,12 @@ def curves(checkpoints: pd.DataFrame, prompts: pd.DataFrame, *, n_boot: int) -> 
                                              group_cols=CONDITION, n_boot=n_boot)
         frame = frame.rename(columns={"mean": metric, "ci_low": f"{metric}_low",
                                       "ci_high": f"{metric}_high"})
-        out = frame if out is None else out.merge(frame.drop(columns="n_seeds"), on=CONDITION)
+        if out is None:
+            out = frame
+        elif len(frame):
+            out = out.merge(frame.drop(columns="n_seeds"), on=CONDITION, how="left")
+        else:  # a metric undefined everywhere (p_target in hub mode) stays NaN
+            out[[metric, f"{metric}_low", f"{metric}_high"]] = np.nan
     rebound = checkpoints[checkpoints["algo"] != "none"]
     seed_level = rebound.groupby(CONDITION)[SEED_METRICS].agg(list).reset_index()
     for metric in SEED_METRICS:
@@ -47,7 +52,8 @@ def curves(checkpoints: pd.DataFrame, prompts: pd.DataFrame, *, n_boot: int) -> 
         seed_level[f"{metric}_low"] = [c[0] for c in cis]
         seed_level[f"{metric}_high"] = [c[1] for c in cis]
         seed_level[metric] = [float(np.mean(v)) for v in seed_level[metric]]
-    return out.merge(seed_level, on=CONDITION).sort_values(CONDITION, ignore_index=True)
+    return out.merge(seed_level, on=CONDITION, how="left").sort_values(CONDITION,
+                                                                       ignore_index=True)
 
 
 def aggregate(*, metrics: list[str], prompts: list[str], ladder: str, out_checkpoints: str,

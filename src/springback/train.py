@@ -118,7 +118,7 @@ def finetune(model, examples: Sequence[tuple[list[int], list[int]]], *, save_at:
         save(model, 0)
     model.train()
     for lo, hi in batch_bounds(n, batch_size, save_at):
-        ids, mask, labels = collate(examples[lo:hi], pad_id)
+        ids, mask, labels = (t.to(model.device) for t in collate(examples[lo:hi], pad_id))
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt.zero_grad(set_to_none=True)
         loss.backward()

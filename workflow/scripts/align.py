@@ -19,4 +19,5 @@ align(
     lr=phase["lr"],
     batch_size=phase["batch_size"],
     outdir=snakemake.output.models,
+    runtime=snakemake.params.runtime,
 )

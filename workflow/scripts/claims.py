@@ -14,5 +14,6 @@ write_claims(
     window=snakemake.params.claims["early_window"],
     epsilon=snakemake.params.claims["kl_epsilon"],
     n_boot=snakemake.params.n_boot,
+    metric=snakemake.params.claims["metric"],
     out=dict(snakemake.output.items()),
 )

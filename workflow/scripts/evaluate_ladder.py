@@ -15,7 +15,9 @@ evaluate_ladder(
     task_root=Path(snakemake.input.pretrain_heldout).parent,
     pretrain_heldout=snakemake.input.pretrain_heldout,
     eval_cfg=snakemake.params.evaluate,
-    context=snakemake.params.context,
+    judges=snakemake.params.judges,
+    judge_dirs={k[len("judge_"):]: v for k, v in snakemake.input.items() if k.startswith("judge_")},
+    runtime=snakemake.params.runtime,
     seed=snakemake.params.seed,
     out_metrics=snakemake.output.metrics,
 )

@@ -20,7 +20,9 @@ evaluate_rebound(
     n_pos=phase["n_pos"],
     n_neg=phase["n_neg"],
     eval_cfg=snakemake.params.evaluate,
-    context=snakemake.params.context,
+    judges=snakemake.params.judges,
+    judge_dirs={k[len("judge_"):]: v for k, v in snakemake.input.items() if k.startswith("judge_")},
+    runtime=snakemake.params.runtime,
     out_metrics=snakemake.output.metrics,
     out_prompts=snakemake.output.prompts,
 )

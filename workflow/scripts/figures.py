@@ -12,5 +12,6 @@ figures(
     curves=snakemake.input.curves,
     tasks=snakemake.params.tasks,
     epsilon=snakemake.params.epsilon,
+    metric=snakemake.params.metric,
     out={key: list(files) for key, files in snakemake.output.items()},
 )

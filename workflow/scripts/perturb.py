@@ -21,4 +21,5 @@ perturb(
     lr=phase["lr"],
     batch_size=phase["batch_size"],
     outdir=snakemake.output.models,
+    runtime=snakemake.params.runtime,
 )

@@ -20,9 +20,10 @@ log = logging.getLogger(__name__)
 
 def encode_examples(tok, frame: pd.DataFrame) -> list[tuple[list[int], list[int]]]:
     """(BOS + prompt ids, completion ids + EOS) per row."""
+    ids = models.special_ids(tok)
     prompts = tok(frame["prompt"].tolist(), add_special_tokens=False)["input_ids"]
     completions = tok(frame["completion"].tolist(), add_special_tokens=False)["input_ids"]
-    return [([tok.bos_token_id] + p, c + [tok.eos_token_id]) for p, c in zip(prompts, completions)]
+    return [([ids["start"]] + p, c + [ids["eos"]]) for p, c in zip(prompts, completions)]
 
 
 def ordered_examples(tok, path: Path, *, seed: int, phase: int, n: int):
@@ -49,6 +50,7 @@ def run_dir(root: str | Path, task: str, direction: str, seed: int, q1: int,
 
 def finetune_run(model, tok, examples, *, save_at: list[int], out: callable, params: dict,
                  lr: float, batch_size: int, seed: int, parent: str) -> None:
+    """Fine-tune ``model`` on ``examples``, saving a model directory at every count in save_at."""
     from springback.train import finetune
 
     def save(m, n: int) -> None:
@@ -56,12 +58,12 @@ def finetune_run(model, tok, examples, *, save_at: list[int], out: callable, par
                                                        parent=parent), tokenizer=tok)
 
     finetune(model, examples, save_at=save_at, save=save, batch_size=batch_size, lr=lr,
-             seed=seed, pad_id=tok.pad_token_id)
+             seed=seed, pad_id=models.special_ids(tok)["pad"])
 
 
 def align(*, base_dir: str | Path, task_dirs: dict[str, Path], directions: list[str],
           seeds: list[int], n_pos: list[int], lr: float, batch_size: int,
-          outdir: str | Path) -> None:
+          outdir: str | Path, runtime: dict | None = None) -> None:
     """Phase 1: fine-tune the base on the first max(n_pos) examples, saving at every n_pos."""
     tok = load_tokenizer(base_dir)
     params = {"base": str(base_dir), "phase": 1, "lr": lr, "batch_size": batch_size}
@@ -69,7 +71,7 @@ def align(*, base_dir: str | Path, task_dirs: dict[str, Path], directions: list[
         first, _ = data.phase_files(task_dirs[task], direction)
         examples = ordered_examples(tok, first, seed=seed, phase=1, n=max(n_pos))
         log.info("align %s seed %d on %s: %d examples", direction, seed, first, len(examples))
-        finetune_run(models.load_model(base_dir), tok, examples, save_at=list(n_pos),
+        finetune_run(models.load_model(base_dir, **(runtime or {})), tok, examples, save_at=list(n_pos),
                      out=lambda n: run_dir(outdir, task, direction, seed, n),
                      params={**params, "direction": direction, "data": str(first)},
                      lr=lr, batch_size=batch_size, seed=seed, parent=str(base_dir))
@@ -77,7 +79,7 @@ def align(*, base_dir: str | Path, task_dirs: dict[str, Path], directions: list[
 
 def perturb(*, base_dir: str | Path, align_dir: str | Path, task_dirs: dict[str, Path],
             directions: list[str], seeds: list[int], n_pos: list[int], n_neg: list[int],
-            lr: float, batch_size: int, outdir: str | Path) -> None:
+            lr: float, batch_size: int, outdir: str | Path, runtime: dict | None = None) -> None:
     """Phase 2: fine-tune each aligned model (and the base: n_pos = 0, the departure control) on
     the first max(n_neg) contrary examples, saving at every n_neg."""
     tok = load_tokenizer(base_dir)
@@ -88,7 +90,7 @@ def perturb(*, base_dir: str | Path, align_dir: str | Path, task_dirs: dict[str,
         for q1 in [0, *n_pos]:
             parent = Path(base_dir) if q1 == 0 else run_dir(align_dir, task, direction, seed, q1)
             log.info("perturb %s %s seed %d q1 %d", task, direction, seed, q1)
-            finetune_run(models.load_model(parent), tok, examples, save_at=list(n_neg),
+            finetune_run(models.load_model(parent, **(runtime or {})), tok, examples, save_at=list(n_neg),
                          out=lambda n: run_dir(outdir, task, direction, seed, q1, n),
                          params={**params, "direction": direction, "data": str(second)},
                          lr=lr, batch_size=batch_size, seed=seed, parent=str(parent))

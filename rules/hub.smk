@@ -1,0 +1,63 @@
+rule hub_data:
+    output:
+        **world_tables(),
+    params:
+        code=code_hash("hub", "data", "pipeline/hub"),
+        datasets=HUB["datasets"],
+        pretrain_text=HUB["pretrain_text"],
+        sizes=hub_sizes(),
+        seed=config["world"]["seed"],
+        tasks=REBOUND["tasks"],
+    log:
+        "results/{study}/logs/hub_data.log",
+    benchmark:
+        "results/{study}/benchmarks/hub_data.tsv"
+    retries: 3
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(16000),
+        runtime=60,
+    conda:
+        "../envs/springback.yaml"
+    script:
+        "../workflow/scripts/hub_data.py"
+
+
+rule fetch_base:
+    output:
+        models=directory("results/{study}/base/{size}"),
+    params:
+        code=code_hash("hub", "pipeline/hub"),
+        model=hub_model,
+    log:
+        "results/{study}/logs/base/{size}.log",
+    benchmark:
+        "results/{study}/benchmarks/base/{size}.tsv"
+    retries: 3
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=120,
+    conda:
+        "../envs/springback.yaml"
+    script:
+        "../workflow/scripts/fetch_base.py"
+
+
+rule fetch_judge:
+    output:
+        directory("results/{study}/judges/{task}"),
+    params:
+        code=code_hash("hub", "pipeline/hub"),
+        judge=hub_judge,
+    log:
+        "results/{study}/logs/judges/{task}.log",
+    retries: 3
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=120,
+    conda:
+        "../envs/springback.yaml"
+    script:
+        "../workflow/scripts/fetch_judge.py"

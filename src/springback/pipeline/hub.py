@@ -1,0 +1,60 @@
+"""Stage `hub` (rules/hub.smk): hub mode's replacement of the world and pretraining stages.
+
+Datasets become the same task tables the toy world writes; base models and judges are fetched
+into the study folder (safetensors only) with a provenance record, so everything downstream is
+the toy code path.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from springback import hub
+
+log = logging.getLogger(__name__)
+
+
+def write_data(*, datasets: dict, pretrain_text: dict, sizes: dict, seed: int,
+               tasks: list[str], outdir: str | Path) -> None:
+    """Adapt every task's dataset into task tables, and sample pretraining-style text."""
+    outdir = Path(outdir)
+    for task in tasks:
+        spec = datasets[task]
+        counts = hub.write_task(task, spec["source"], spec.get("mapping", {}), sizes, seed,
+                                outdir / task)
+        log.info("task %s: %s", task, counts)
+    hub.write_pretrain(pretrain_text["source"], pretrain_text.get("n_docs", 200), seed,
+                       outdir / "pretrain_heldout.parquet")
+
+
+def count_params(model_dir: Path) -> int:
+    """Parameters stored in a model's safetensors files (read from the headers only)."""
+    from safetensors import safe_open
+
+    total = 0
+    for file in sorted(model_dir.glob("*.safetensors")):
+        with safe_open(str(file), framework="pt") as handle:
+            total += sum(_numel(handle.get_slice(name).get_shape()) for name in handle.keys())
+    return total
+
+
+def _numel(shape) -> int:
+    n = 1
+    for dim in shape:
+        n *= int(dim)
+    return n
+
+
+def fetch_base(*, model: dict, size: str, tokens: int, outdir: str | Path) -> None:
+    """Fetch one base checkpoint into ``<outdir>/tokens-<tokens>`` and record size and tokens."""
+    dest = hub.fetch_model(model["id"], Path(outdir) / f"tokens-{tokens}",
+                           revision=model.get("revision"))
+    record = json.loads((dest / "provenance.json").read_text())
+    record.update(size=size, tokens=tokens, n_params=count_params(dest))
+    (dest / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def fetch_judge(*, judge: dict, outdir: str | Path) -> None:
+    hub.fetch_model(judge["id"], outdir, revision=judge.get("revision"))

@@ -1,0 +1,10 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0])
+
+from springback.pipeline.hub import fetch_judge
+
+fetch_judge(judge=snakemake.params.judge, outdir=snakemake.output[0])

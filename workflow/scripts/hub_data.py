@@ -1,0 +1,19 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0])
+
+from pathlib import Path
+
+from springback.pipeline.hub import write_data
+
+write_data(
+    datasets=snakemake.params.datasets,
+    pretrain_text=snakemake.params.pretrain_text,
+    sizes=snakemake.params.sizes,
+    seed=snakemake.params.seed,
+    tasks=snakemake.params.tasks,
+    outdir=Path(snakemake.output.pretrain_heldout).parent,
+)
