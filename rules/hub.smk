@@ -1,3 +1,10 @@
+# Fetch and adapt on the submit host: compute nodes of many clusters have no internet.
+localrules:
+    hub_data,
+    fetch_base,
+    fetch_judge,
+
+
 rule hub_data:
     output:
         **world_tables(),
