@@ -234,6 +234,9 @@ def kl_table(checkpoints: pd.DataFrame, *, epsilon: float, n_boot: int) -> pd.Da
     return pd.DataFrame(rows)
 
 
+MIN_CUE_GAP = 1.0  # nats: below this the base does not follow the context, recovery is undefined
+
+
 def recovery_table(checkpoints: pd.DataFrame, *, n_boot: int) -> pd.DataFrame:
     """Context following coming back: the peak, over the perturbation, of the cue gap as a share
     of the base model's, and the n_neg where the mean curve peaks (CI over seeds)."""
@@ -244,7 +247,10 @@ def recovery_table(checkpoints: pd.DataFrame, *, n_boot: int) -> pd.DataFrame:
         if key[4] == 0 or base is None:
             continue
         base_gap = base[1][:, 0].mean()
-        peak = seed_bootstrap(gap, lambda a: np.max(a.mean(0)[1:]) / base_gap, n_boot=n_boot)
+        if abs(base_gap) < MIN_CUE_GAP:  # the base never learned the mapping: nothing to recover
+            peak = (np.nan, np.nan, np.nan)
+        else:
+            peak = seed_bootstrap(gap, lambda a: np.max(a.mean(0)[1:]) / base_gap, n_boot=n_boot)
         rows.append({**dict(zip(["task", "size", "pretrain_tokens", "direction", "n_pos"], key)),
                      "base_cue_gap": base_gap, "aligned_cue_gap": gap[:, 0].mean(),
                      "peak_recovery": peak[0], "peak_recovery_low": peak[1],
