@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
@@ -34,6 +33,7 @@ import pandas as pd
 
 from springback.data import EXAMPLE_COLUMNS, PROMPT_COLUMNS, write_table
 from springback.judge import Judge, exact_judge
+from springback.models import atomic_dir
 
 Tables = dict[str, dict[str, list]]
 TABLES = ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
@@ -354,10 +354,8 @@ def fetch_model(model_id: str, dest: str | Path, revision: str | None = None,
     provenance (if it had one) and the files. A directory without safetensors is refused.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
     local = Path(model_id).expanduser()
-    try:
+    with atomic_dir(dest) as tmp:
         if local.is_dir():
             _copy_local(local, tmp, allow_patterns)
             commit, upstream = None, _read_json(local / "provenance.json")
@@ -374,12 +372,6 @@ def fetch_model(model_id: str, dest: str | Path, revision: str | None = None,
         if upstream:
             record["upstream"] = upstream
         (tmp / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
-        if dest.exists():
-            shutil.rmtree(dest)
-        os.replace(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return dest
 
 

@@ -9,6 +9,8 @@ taken for a finished one.
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
+from typing import Iterator
 import os
 import shutil
 import tempfile
@@ -36,22 +38,30 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def save_model(model, path: str | Path, provenance: dict, tokenizer=None) -> None:
-    """save_pretrained (safetensors) + provenance.json into ``path``, atomically."""
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary sibling of ``path`` to fill; on success it replaces ``path`` in one
+    rename, on any error it is removed, so a half-written directory is never taken as done."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
     try:
-        model.save_pretrained(tmp, safe_serialization=True)
-        if tokenizer is not None:
-            tokenizer.save_pretrained(tmp)
-        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
+        yield tmp
         if path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def save_model(model, path: str | Path, provenance: dict, tokenizer=None) -> None:
+    """save_pretrained (safetensors) + provenance.json into ``path``, atomically."""
+    with atomic_dir(path) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp)
+        (tmp / "provenance.json").write_text(json.dumps(provenance, indent=1, sort_keys=True))
 
 
 OTHER_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt")
