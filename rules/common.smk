@@ -200,3 +200,8 @@ def hub_sizes():
     """Rows per task table in hub mode (the world keys that size the toy task sets)."""
     world = config["world"]
     return {"pool": world["task_pool"], "heldout": world["task_heldout"], "prompts": world["prompts"]}
+
+
+def study_root(wildcards, output):
+    """results/<study>, the folder of the manifest the rule writes."""
+    return str(Path(output[0]).parent)

@@ -134,7 +134,7 @@ rule manifest:
         "results/{study}/manifest.json",
     params:
         code=code_hash("provenance"),
-        root="results/{study}",
+        root=study_root,
     log:
         "results/{study}/logs/manifest.log",
     threads: 1

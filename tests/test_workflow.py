@@ -120,10 +120,16 @@ def test_claims_table(smoke_study):
         assert len(pd.read_csv(smoke_study / "tables" / f"{name}.csv")) > 0
 
 
-def jobs_to_run(workdir: Path, *args: str, env: dict | None = None) -> set[str]:
-    """Rules a dry run would execute (``snakemake -n --quiet rules``)."""
+def jobs_to_run(workdir: Path, *args: str, env: dict | None = None,
+                change: str | None = None) -> set[str]:
+    """Rules a dry run would execute (``snakemake -n --quiet rules``), optionally with a config
+    change given as YAML text (a second config file, so numbers stay numbers)."""
+    extra = []
+    if change:
+        (workdir / "config" / "change.yaml").write_text(change)
+        extra = ["config/change.yaml"]
     cmd = [SNAKEMAKE, "-n", "--quiet", "rules", "--cores", "2", "--configfile",
-           "config/smoke.yaml", *args]
+           "config/smoke.yaml", *extra, *args]
     proc = subprocess.run(cmd, cwd=workdir, env=env or ENV, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -142,9 +148,9 @@ def test_complete_study_has_nothing_to_do(smoke_study):
 @pytest.mark.slow
 def test_figure_and_evaluation_changes_retrain_nothing(smoke_study):
     workdir = smoke_study.parents[1]
-    figure_only = jobs_to_run(workdir, "--config", "claims={'kl_epsilon': 0.02}")
+    figure_only = jobs_to_run(workdir, change="claims: {kl_epsilon: 0.02}\n")
     assert figure_only and not figure_only & (TRAINING | {"evaluate_rebound"})
-    evaluation = jobs_to_run(workdir, "--config", "evaluate={'max_new_tokens': 5}")
+    evaluation = jobs_to_run(workdir, change="evaluate: {max_new_tokens: 5}\n")
     assert "evaluate_rebound" in evaluation and not evaluation & TRAINING
 
 
