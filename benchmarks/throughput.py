@@ -63,7 +63,8 @@ def hf_trainer(arch: dict, steps: int, trl: bool) -> float:
     ids = torch.randint(4, VOCAB, (steps * BATCH, CONTEXT)).tolist()
     common = dict(output_dir="/tmp/springback-bench", per_device_train_batch_size=BATCH,
                   max_steps=steps, learning_rate=1e-3, logging_steps=10**6, save_strategy="no",
-                  report_to=[], bf16=False, use_cpu=True, dataloader_num_workers=0)
+                  report_to=[], bf16=False, use_cpu=True, dataloader_num_workers=0,
+                  disable_tqdm=True)
     model = build(arch)
     if trl:
         from trl import SFTConfig, SFTTrainer
