@@ -9,13 +9,12 @@ then averaged over positions of both sets. Exact and deterministic; in nats per 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from springback.compress import stream_rows, utf8_bytes
+from springback.compress import code_length_bits, stream_rows, utf8_bytes
 from springback.judge import Judge
 
 CACHE_LIMIT = 50_000_000  # cache base log-probs of a text set below this many floats (200 MB)
@@ -143,8 +142,7 @@ def text_metrics(model, ev: EvalSet) -> dict[str, float]:
             rows, mask = s.rows[i: i + ev.batch_size], s.mask[i: i + ev.batch_size]
             lp = row_logprobs(model, rows)
             mask = mask.to(lp.device)
-            nll = -lp.gather(-1, rows[:, 1:].to(lp.device).unsqueeze(-1)).squeeze(-1)
-            bits += float(nll[mask].sum()) / math.log(2)
+            bits += code_length_bits(lp, rows.to(lp.device), mask)
             if ev.base is not None and name in ("align", "perturb"):
                 lq = base_logprobs(ev, name, i, rows)
                 kl = kl_per_position(lp, lq)
