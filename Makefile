@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 OFFLINE := HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 TOKENIZERS_PARALLELISM=false
 CORES ?= all
 
-.PHONY: study smoke test report install clean-smoke
+.PHONY: study smoke test report archive install clean-smoke
 
 study: $(VENV)/.installed
 	$(OFFLINE) $(VENV)/bin/snakemake --cores $(CORES)
@@ -19,6 +19,10 @@ report: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(OFFLINE) $(PY) -m pytest -q -rs
+
+# The code at its commit, the exact installed packages (requirements.lock) and the study's manifest.
+archive: $(VENV)/.installed
+	$(PY) -m springback.archive springback-$$(git rev-parse --short HEAD).tar.gz results/toy
 
 install: $(VENV)/.installed
 

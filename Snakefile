@@ -3,13 +3,16 @@
 # Path scheme (every output of a study lives under results/<study>/):
 #   world/{pretrain,pretrain_heldout}.parquet, world/<task>/{align,perturb,prompts,...}.parquet
 #   tokenizer/                                       word-level tokenizer trained on D_p (toy)
-#   base/<size>/tokens-<N>/                          pretraining ladder (N tokens seen; 0 = init)
-#                                                    or, in hub mode, a fetched model
-#   judges/<task>/                                   fetched judge models (hub mode)
-#   align/<task>/<size>/tokens-<N>/<direction>/seed-<s>/q1-<n_pos>/
-#   perturb/<task>/<size>/tokens-<N>/<direction>/seed-<s>/q1-<n_pos>/q2-<n_neg>/
-#   metrics/<task>/<size>/tokens-<N>.csv (+ .prompts.parquet), metrics/ladder.csv
-#   tables/{checkpoints,curves}.csv, figures/*.{png,pdf}
+#   world/mirror/{pretrain,pretrain_heldout}.parquet  the mirror world's D_p (same tasks)
+#   base/<world>/<size>/pseed-<p>/tokens-<N>/         pretraining ladder (N tokens seen; 0 = init)
+#                                                     or, in hub mode, base/hub/<name>/pseed-0/...
+#   judges/<task>/                                    fetched judge models (hub mode)
+#   rebound/<world>/<size>/pseed-<p>/tokens-<N>/      one job: every run of one base, evaluated
+#       {metrics.csv, prompts.parquet}                in memory at every checkpoint
+#       models/<task>/<direction>/seed-<s>/q1-<n_pos>/q2-<n_neg>/   kept checkpoints (config keep)
+#   metrics/ladder.csv
+#   tables/{checkpoints,curves,elasticity,runs,regime,screen}.csv, tables/prompts.parquet
+#   claims.csv, figures/*.{png,pdf}
 #   logs/ and benchmarks/ mirror the stage folders.
 from snakemake.utils import min_version
 
@@ -33,9 +36,9 @@ else:
     include: "rules/hub.smk"
 
 
-include: "rules/align.smk"
-include: "rules/perturb.smk"
+include: "rules/rebound.smk"
 include: "rules/evaluate.smk"
+include: "rules/screen.smk"
 include: "rules/report.smk"
 
 

@@ -1,20 +1,20 @@
 rule pretrain:
     input:
-        corpus=rules.world.output.pretrain,
+        corpus=world_table("pretrain"),
         tokenizer=rules.tokenizer.output[0],
     output:
-        models=directory("results/{study}/base/{size}"),
+        models=directory("results/{study}/base/{world}/{size}/pseed-{pseed}"),
     params:
-        code=code_hash("models", "train", "data", "provenance", "pipeline/base"),
+        code=code_hash("pretrain"),
         arch=arch_of,
         train=pretrain_settings(),
         tokens=budget_of,
         ladder=ladder_of,
     log:
-        "results/{study}/logs/base/{size}.log",
+        "results/{study}/logs/base/{world}/{size}/pseed-{pseed}.log",
     benchmark:
-        "results/{study}/benchmarks/base/{size}.tsv"
-    threads: 2
+        "results/{study}/benchmarks/base/{world}/{size}/pseed-{pseed}.tsv"
+    threads: job_threads()
     resources:
         mem_mb=scaled_mem(6000),
         runtime=120,

@@ -27,7 +27,9 @@ HUB = config["hub"]
 
 wildcard_constraints:
     study=STUDY,
+    world="main|mirror|hub",
     size="[A-Za-z0-9_]+",
+    pseed="[0-9]+",
     tokens="[0-9]+",
 
 
@@ -36,11 +38,22 @@ def task_names():
     return ["sentiment", "safety"] if MODE == "toy" else REBOUND["tasks"]
 
 
-def ladder():
-    """(size, tokens) of every base checkpoint: toy, the pretraining ladder; hub, the models."""
+def world_seeds():
+    """Pretraining seeds per world: toy, the main world and (if any seeds) its mirror; hub, one
+    fetched model per name."""
     if MODE == "hub":
-        return [(name, m["tokens"]) for name, m in HUB["models"].items()]
-    return [(s, t) for s in config["pretrain"]["sizes"] for t in ladder_tokens(s)]
+        return {"hub": [0]}
+    seeds = {"main": config["pretrain"]["seeds"], "mirror": config["pretrain"]["mirror_seeds"]}
+    return {w: s for w, s in seeds.items() if s}
+
+
+def ladder():
+    """(world, size, pseed, tokens) of every base checkpoint: toy, the pretraining ladder of every
+    world and seed; hub, the fetched models."""
+    if MODE == "hub":
+        return [("hub", name, 0, m["tokens"]) for name, m in HUB["models"].items()]
+    return [(w, s, p, t) for w, seeds in world_seeds().items() for s in config["pretrain"]["sizes"]
+            for p in seeds for t in ladder_tokens(s)]
 
 
 def hub_model(wildcards):
@@ -69,6 +82,13 @@ def model_runtime():
     return {k: HUB[k] for k in ("device", "dtype", "trust_remote_code")}
 
 
+def job_threads():
+    """Threads of a model job: toy models are overhead-bound, so two 1-thread jobs side by side
+    finish 1.5x more runs per second on 2 cores than one 2-thread job (benchmarks/); a hub job
+    feeds a GPU."""
+    return 1 if MODE == "toy" else 4
+
+
 def gpus():
     """GPUs a model job asks for: one in hub mode (Slurm: --gpus=1), none in toy mode."""
     return 1 if MODE == "hub" else 0
@@ -90,8 +110,34 @@ def ladder_tokens(size):
 
 
 def rebound_units():
-    """(size, tokens) of every rebound job (each runs every task, direction and seed)."""
-    return [(b["size"], b["tokens"]) for b in REBOUND["bases"]]
+    """(world, size, pseed, tokens) of every rebound job: each base of the config, once per
+    pretraining seed of its world."""
+    seeds = world_seeds()
+    units = []
+    for b in REBOUND["bases"]:
+        world = "hub" if MODE == "hub" else b.get("world", "main")
+        units += [(world, b["size"], p, b["tokens"]) for p in seeds[world]]
+    return units
+
+
+def base_roles():
+    """The control bases by (world, size, tokens) and their role; every other base is "main"."""
+    return [
+        {"world": "hub" if MODE == "hub" else b.get("world", "main"), "size": b["size"],
+         "tokens": b["tokens"], "role": b["role"]}
+        for b in REBOUND["bases"]
+        if b.get("role", "main") != "main"
+    ]
+
+
+def screen_base(wildcards):
+    """The base folder the screen runs on: the first main base, first pretraining seed."""
+    world, size, pseed, _ = rebound_units()[0]
+    return f"results/{wildcards.study}/base/{world}/{size}/pseed-{pseed}"
+
+
+def screen_tokens():
+    return rebound_units()[0][3]
 
 
 def scaled_mem(base_mb):
@@ -105,41 +151,61 @@ def world_tables(study="{study}"):
     root = f"results/{study}/world"
     names = ("pretrain", "pretrain_heldout") if MODE == "toy" else ("pretrain_heldout",)
     tables = {name: f"{root}/{name}.parquet" for name in names}
+    if "mirror" in world_seeds():
+        tables |= {f"mirror_{n}": f"{root}/mirror/{n}.parquet" for n in names}
     for task in task_names():
         for name in ("align", "perturb", "align_heldout", "perturb_heldout", "prompts"):
             tables[f"{task}_{name}"] = f"{root}/{task}/{name}.parquet"
     return tables
 
 
+def world_table(name):
+    """The parquet file of ``name`` (pretrain or pretrain_heldout) in the job's world."""
+    return lambda wildcards: world_tables(wildcards.study)[
+        name if wildcards.world in ("main", "hub") else f"mirror_{name}"]
+
+
+def heldout_by_world(wildcards):
+    """Held-out D_p of every world, by world name (the ladder spans them all)."""
+    tables = world_tables(wildcards.study)
+    return {w: tables["pretrain_heldout" if w in ("main", "hub") else "mirror_pretrain_heldout"]
+            for w in world_seeds()}
+
+
+def heldout_files(wildcards):
+    return list(heldout_by_world(wildcards).values())
+
+
 def ladder_dirs(wildcards):
-    """The base output folder of every model size (toy) or model (hub)."""
-    return sorted({f"results/{wildcards.study}/base/{size}" for size, _ in ladder()})
+    """The base output folder of every (world, size, pretraining seed)."""
+    return sorted({f"results/{wildcards.study}/base/{w}/{s}/pseed-{p}" for w, s, p, _ in ladder()})
 
 
-def rebound_metrics(wildcards):
-    return [
-        f"results/{wildcards.study}/metrics/{s}/tokens-{n}.csv" for s, n in rebound_units()
-    ]
+def rebound_folder(study, world, size, pseed, tokens):
+    return f"results/{study}/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}"
 
 
-def rebound_prompts(wildcards):
-    return [f"{m[:-4]}.prompts.parquet" for m in rebound_metrics(wildcards)]
+def rebound_outputs(name):
+    """One output file (metrics.csv or prompts.parquet) of every rebound job."""
+    return lambda wildcards: [f"{rebound_folder(wildcards.study, *u)}/{name}" for u in rebound_units()]
 
 
 def figure_files(study="{study}"):
     names = [f"rebound_{t}" for t in REBOUND["tasks"]]
     names += [f"compression_{t}" for t in REBOUND["tasks"]]
-    names += [f"two_phase_{t}" for t in REBOUND["tasks"]] + ["ladder", "kl_rebound"]
+    names += ["cue_gap", "ladder", "kl_rebound"]
     return {n: [f"results/{study}/figures/{n}.{ext}" for ext in ("png", "pdf")] for n in names}
 
 
 def final_outputs():
+    screen = [f"results/{STUDY}/tables/screen.csv"] if config.get("screen") else []
     return [
         f"results/{STUDY}/claims.csv",
         f"results/{STUDY}/manifest.json",
         f"results/{STUDY}/tables/checkpoints.csv",
         f"results/{STUDY}/tables/curves.csv",
         *[f for files in figure_files(STUDY).values() for f in files],
+        *screen,
     ]
 
 
@@ -156,18 +222,18 @@ def ladder_of(wildcards):
 
 
 def pretrain_settings():
-    """Pretraining settings shared by every size (budgets and ladder are per-size params)."""
-    skip = ("tokens", "checkpoints", "sizes")
+    """Pretraining settings shared by every size (budgets, ladder and seeds are per job)."""
+    skip = ("tokens", "checkpoints", "sizes", "seeds", "mirror_seeds")
     return {k: v for k, v in config["pretrain"].items() if k not in skip}
 
 
-def base_models(wildcards):
-    return f"results/{wildcards.study}/base/{wildcards.size}"
+def base_checkpoint(wildcards):
+    return f"results/{wildcards.study}/base/{wildcards.world}/{wildcards.size}/pseed-{wildcards.pseed}"
 
 
-def phase_settings(phase):
-    """What affects a fine-tuning phase: shared grids and optimiser settings."""
-    keys = ["tasks", "directions", "seeds", "n_pos", "lr", "batch_size"] + (["n_neg"] if phase == 2 else [])
+def rebound_settings():
+    """What affects a rebound job: grids, the fine-tuning regime and what is kept."""
+    keys = ["tasks", "directions", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size", "keep"]
     return {k: REBOUND[k] for k in keys}
 
 
@@ -179,20 +245,24 @@ def all_task_tables(wildcards):
 
 def all_ladder_checkpoints(wildcards):
     """Every base checkpoint directory, in ladder order."""
-    return [f"results/{wildcards.study}/base/{size}/tokens-{t}" for size, t in ladder()]
+    return [f"results/{wildcards.study}/base/{w}/{s}/pseed-{p}/tokens-{t}" for w, s, p, t in ladder()]
 
 
 LIBRARY = Path(importlib.util.find_spec("springback").origin).parent  # what the jobs import
 
 
-def code_hash(*modules):
-    """sha256 of the library modules that a job runs - Snakemake does not track modules that scripts
-    import, so this param makes exactly the rules that use a changed module rerun."""
+def code_hash(script):
+    """sha256 of the springback modules that ``workflow/scripts/<script>.py`` imports, directly
+    or transitively (derived from the import statements, never listed by hand): Snakemake tracks
+    the script but not the modules it imports, so this param reruns exactly the rules whose
+    code changed."""
     import hashlib
 
+    from springback.provenance import import_closure
+
     digest = hashlib.sha256()
-    for name in sorted(modules):
-        digest.update((LIBRARY / f"{name}.py").read_bytes())
+    for path in import_closure(LIBRARY, [workflow.source_path(f"../workflow/scripts/{script}.py")]):
+        digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 

@@ -9,7 +9,7 @@ rule hub_data:
     output:
         **world_tables(),
     params:
-        code=code_hash("hub", "data", "pipeline/hub"),
+        code=code_hash("hub_data"),
         datasets=HUB["datasets"],
         pretrain_text=HUB["pretrain_text"],
         sizes=hub_sizes(),
@@ -32,14 +32,14 @@ rule hub_data:
 
 rule fetch_base:
     output:
-        models=directory("results/{study}/base/{size}"),
+        models=directory("results/{study}/base/{world}/{size}/pseed-{pseed}"),
     params:
-        code=code_hash("hub", "pipeline/hub"),
+        code=code_hash("fetch_base"),
         model=hub_model,
     log:
-        "results/{study}/logs/base/{size}.log",
+        "results/{study}/logs/base/{world}/{size}/pseed-{pseed}.log",
     benchmark:
-        "results/{study}/benchmarks/base/{size}.tsv"
+        "results/{study}/benchmarks/base/{world}/{size}/pseed-{pseed}.tsv"
     retries: 3
     threads: 1
     resources:
@@ -55,7 +55,7 @@ rule fetch_judge:
     output:
         directory("results/{study}/judges/{task}"),
     params:
-        code=code_hash("hub", "pipeline/hub"),
+        code=code_hash("fetch_judge"),
         judge=hub_judge,
     log:
         "results/{study}/logs/judges/{task}.log",

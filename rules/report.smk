@@ -1,12 +1,17 @@
 rule aggregate:
     input:
-        metrics=rebound_metrics,
-        prompts=rebound_prompts,
+        metrics=rebound_outputs("metrics.csv"),
+        prompts=rebound_outputs("prompts.parquet"),
         ladder=rules.evaluate_ladder.output.metrics,
     output:
         checkpoints=report(
             "results/{study}/tables/checkpoints.csv",
             caption="../report/checkpoints.rst",
+            category="Tables",
+        ),
+        prompts=report(
+            "results/{study}/tables/prompts.parquet",
+            caption="../report/prompts.rst",
             category="Tables",
         ),
         curves=report(
@@ -15,16 +20,17 @@ rule aggregate:
             category="Tables",
         ),
     params:
-        code=code_hash("tables", "stats"),
-        tasks=REBOUND["tasks"],
+        code=code_hash("aggregate"),
+        roles=base_roles(),
         n_boot=config["evaluate"]["bootstrap"],
+        metric=config["claims"]["metric"],
     log:
         "results/{study}/logs/aggregate.log",
     benchmark:
         "results/{study}/benchmarks/aggregate.tsv"
     threads: 1
     resources:
-        mem_mb=scaled_mem(2000),
+        mem_mb=scaled_mem(4000),
         runtime=10,
     conda:
         "../envs/plot.yaml"
@@ -32,10 +38,54 @@ rule aggregate:
         "../workflow/scripts/aggregate.py"
 
 
+rule claims:
+    input:
+        checkpoints=rules.aggregate.output.checkpoints,
+        prompts=rules.aggregate.output.prompts,
+    output:
+        claims=report(
+            "results/{study}/claims.csv",
+            caption="../report/claims.rst",
+            category="1. Claims",
+        ),
+        elasticity=report(
+            "results/{study}/tables/elasticity.csv",
+            caption="../report/elasticity.rst",
+            category="Tables",
+        ),
+        runs=report(
+            "results/{study}/tables/runs.csv",
+            caption="../report/runs.rst",
+            category="Tables",
+        ),
+        regime=report(
+            "results/{study}/tables/regime.csv",
+            caption="../report/regime.rst",
+            category="2. Regime",
+        ),
+    params:
+        code=code_hash("claims"),
+        claims=config["claims"],
+        n_boot=config["evaluate"]["bootstrap"],
+    log:
+        "results/{study}/logs/claims.log",
+    benchmark:
+        "results/{study}/benchmarks/claims.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/claims.py"
+
+
 rule figures:
     input:
         checkpoints=rules.aggregate.output.checkpoints,
         curves=rules.aggregate.output.curves,
+        elasticity=rules.claims.output.elasticity,
     output:
         rebound=report(
             expand("results/{{study}}/figures/rebound_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
@@ -47,9 +97,9 @@ rule figures:
             caption="../report/compression.rst",
             category="Compression",
         ),
-        two_phase=report(
-            expand("results/{{study}}/figures/two_phase_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
-            caption="../report/two_phase.rst",
+        cue_gap=report(
+            expand("results/{{study}}/figures/cue_gap.{ext}", ext=["png", "pdf"]),
+            caption="../report/cue_gap.rst",
             category="Rebound",
         ),
         kl=report(
@@ -63,10 +113,8 @@ rule figures:
             category="Pretraining",
         ),
     params:
-        code=code_hash("plots", "stats"),
+        code=code_hash("figures"),
         tasks=REBOUND["tasks"],
-        epsilon=config["claims"]["kl_epsilon"],
-        metric=config["claims"]["metric"],
     log:
         "results/{study}/logs/figures.log",
     benchmark:
@@ -81,50 +129,6 @@ rule figures:
         "../workflow/scripts/figures.py"
 
 
-rule claims:
-    input:
-        checkpoints=rules.aggregate.output.checkpoints,
-        metrics=rebound_metrics,
-        prompts=rebound_prompts,
-    output:
-        claims=report(
-            "results/{study}/claims.csv",
-            caption="../report/claims.rst",
-            category="1. Claims",
-        ),
-        elasticity=report(
-            "results/{study}/tables/elasticity.csv",
-            caption="../report/elasticity.rst",
-            category="Tables",
-        ),
-        kl=report(
-            "results/{study}/tables/kl_rebound.csv",
-            caption="../report/kl_rebound.rst",
-            category="Tables",
-        ),
-        recovery=report(
-            "results/{study}/tables/recovery.csv",
-            caption="../report/recovery.rst",
-            category="Tables",
-        ),
-    params:
-        code=code_hash("claims", "tables", "stats"),
-        claims=config["claims"],
-        n_boot=config["evaluate"]["bootstrap"],
-    log:
-        "results/{study}/logs/claims.log",
-    benchmark:
-        "results/{study}/benchmarks/claims.tsv"
-    threads: 1
-    resources:
-        mem_mb=scaled_mem(2000),
-        runtime=10,
-    conda:
-        "../envs/plot.yaml"
-    script:
-        "../workflow/scripts/claims.py"
-
-
 rule manifest:
     input:
         claims=rules.claims.output,
@@ -133,7 +137,7 @@ rule manifest:
     output:
         "results/{study}/manifest.json",
     params:
-        code=code_hash("provenance"),
+        code=code_hash("manifest"),
         root=study_root,
     log:
         "results/{study}/logs/manifest.log",

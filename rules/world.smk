@@ -2,8 +2,9 @@ rule world:
     output:
         **world_tables(),
     params:
-        code=code_hash("world", "data", "pipeline/world"),
+        code=code_hash("world"),
         world=config["world"],
+        mirror="mirror" in world_seeds(),
     log:
         "results/{study}/logs/world.log",
     benchmark:
@@ -24,7 +25,7 @@ rule tokenizer:
     output:
         directory("results/{study}/tokenizer"),
     params:
-        code=code_hash("tokenizer", "data", "pipeline/world"),
+        code=code_hash("tokenizer"),
     log:
         "results/{study}/logs/tokenizer.log",
     benchmark:

@@ -23,6 +23,23 @@ TINY_CONTEXT = 32
 
 
 @pytest.fixture(scope="session")
+def smoke_study(tmp_path_factory) -> Path:
+    """The smoke study, run once per test session from scratch in a temporary copy of the
+    workflow and shared by every test that reads a finished study (results/smoke of that copy);
+    tests must not modify what it wrote."""
+    import time
+
+    from smoke import copy_runnable, run_smoke
+
+    workdir = copy_runnable(tmp_path_factory.mktemp("smoke"))
+    start = time.monotonic()
+    proc = run_smoke(workdir)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    print(f"smoke study: {time.monotonic() - start:.0f} s")
+    return workdir / "results" / "smoke"
+
+
+@pytest.fixture(scope="session")
 def tiny_world_cfg():
     from springback.world import WorldConfig
 

@@ -19,22 +19,11 @@ from typing import Callable
 import pytest
 import yaml
 
-from test_workflow import SNAKEMAKE, copy_workflow
+from smoke import ENV, SNAKEMAKE, copy_runnable, copy_workflow  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-       "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
 SMOKE = yaml.safe_load((ROOT / "config" / "smoke.yaml").read_text())
 ARCH = {"hidden": 48, "layers": 2, "heads": 2, "intermediate": 96}
-
-
-def copy_runnable(dest: Path) -> Path:
-    """The workflow plus src/springback (the rules hash library modules from there)."""
-    dest.mkdir(parents=True, exist_ok=True)
-    copy_workflow(dest)
-    if not (dest / "src").exists():
-        shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    return dest
 
 
 def digest(root: Path) -> dict[str, str]:
@@ -86,15 +75,34 @@ CONFIG_CASES = {
     "zero batch size": (put("rebound.batch_size", 0), ("rebound.batch_size",)),
     "probability above 1": (put("world.cue_fidelity", 1.5), ("world.cue_fidelity",)),
     "n_neg not increasing": (put("rebound.n_neg", [0, 16, 8, 40]), ("rebound.n_neg",)),
-    "n_neg not starting at 0": (put("rebound.n_neg", [4, 8, 16]), ("rebound.n_neg",)),
-    "n_pos beyond task_pool": (put("rebound.n_pos", [20, 400]), ("rebound.n_pos", "task_pool")),
+    "n_neg not starting at 0": (edits(put("rebound.n_neg", [8, 16, 24, 40]),
+                                      put("evaluate.text_at", [16, 40])), ("rebound.n_neg",)),
+    "n_neg not a multiple of the batch size": (put("rebound.n_neg", [0, 8, 12, 16, 40]),
+                                               ("rebound.n_neg", "12", "rebound.batch_size")),
+    "n_pos not a multiple of the batch size": (put("rebound.n_pos", [20, 40]),
+                                               ("rebound.n_pos", "20", "rebound.batch_size")),
+    "n_pos beyond task_pool": (put("rebound.n_pos", [24, 400]), ("rebound.n_pos", "task_pool")),
+    "text_at off the n_neg grid": (put("evaluate.text_at", [0, 20]),
+                                   ("evaluate.text_at", "20", "rebound.n_neg")),
     "unknown task": (put("rebound.tasks", ["sentiment", "humour"]), ("rebound.tasks", "humour")),
     "unknown direction": (put("rebound.directions", ["sideways"]),
                           ("rebound.directions", "sideways")),
+    "unknown loss": (put("rebound.loss", "everything"), ("rebound.loss", "everything")),
     "base size not in pretrain.sizes": (put("rebound.bases", [{"size": "m", "tokens": 0}]),
                                         ("rebound.bases[0].size", "'m'")),
     "base tokens not on the ladder": (put("rebound.bases", [{"size": "s", "tokens": 12345}]),
                                       ("rebound.bases[0].tokens", "12345")),
+    "unknown base role": (put("rebound.bases", [{"size": "s", "tokens": 0, "role": "decoy"}]),
+                          ("rebound.bases.0.role", "decoy")),
+    "no main base": (put("rebound.bases", [{"size": "s", "tokens": 0, "role": "random_init"}]),
+                     ("rebound.bases", "role main")),
+    "control role used twice": (put("rebound.bases", [
+        {"size": "s", "tokens": 60000}, {"size": "s", "tokens": 0, "role": "random_init"},
+        {"size": "s", "tokens": 30000, "role": "random_init"}]),
+        ("rebound.bases[1].role", "'random_init'", "twice")),
+    "mirror base without mirror seeds": (put("pretrain.mirror_seeds", []),
+                                         ("rebound.bases[3].world", "pretrain.mirror_seeds")),
+    "empty pretraining seeds": (put("pretrain.seeds", []), ("pretrain.seeds",)),
     "heads not dividing hidden": (put("models.s.heads", 5), ("models.s.heads", "models.s.hidden")),
     "size without a token budget": (edits(put("models.t", ARCH), put("pretrain.sizes", ["s", "t"])),
                                     ("pretrain.tokens", "'t'")),
@@ -105,8 +113,10 @@ CONFIG_CASES = {
     "all-zero genre mix": (put("world.genre_mix", {"prose": 0, "review": 0, "dialogue": 0,
                                                    "instruction": 0}), ("world.genre_mix",)),
     "negative token budget": (put("pretrain.tokens.s", -1), ("pretrain.tokens.s",)),
-    "zero n_pos": (put("rebound.n_pos", [0, 20]), ("rebound.n_pos",)),
+    "zero n_pos": (put("rebound.n_pos", [0, 16]), ("rebound.n_pos",)),
     "zero temperature": (put("evaluate.temperature", 0), ("evaluate.temperature",)),
+    "negative beyond": (put("claims.beyond", -1), ("claims.beyond",)),
+    "unknown claims metric": (put("claims.metric", "vibes"), ("claims.metric", "vibes")),
     "model name with a dash": (put("models", {"s-1": ARCH}), ("models", "s-1")),
 }
 
@@ -182,9 +192,10 @@ def test_read_only_results_folder_stops_the_run(tmp_path):
 
 @pytest.fixture(scope="module")
 def staged(tmp_path_factory) -> Path:
-    """The smoke study's world, tokenizer and pretraining ladder (no fine-tuning yet)."""
+    """The smoke study's world, tokenizer and the pretraining ladder of the main world's first
+    seed (no fine-tuning yet): everything the rebound job of its random-init base reads."""
     workdir = copy_runnable(tmp_path_factory.mktemp("staged"))
-    proc = subprocess.run([SNAKEMAKE, "results/smoke/base/s", "--cores", "2", "--configfile",
+    proc = subprocess.run([SNAKEMAKE, PRETRAIN, "--cores", "2", "--configfile",
                            "config/smoke.yaml"], cwd=workdir, env=ENV, capture_output=True,
                           text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]
@@ -210,8 +221,11 @@ def bin_only(model_dir: Path) -> None:
 
 
 WORLD = "results/smoke/world"
-BASE0 = "results/smoke/base/s/tokens-0"
-TOKENIZER, ALIGN = "results/smoke/tokenizer", "results/smoke/align/s/tokens-0"
+PRETRAIN = "results/smoke/base/main/s/pseed-0"
+BASE0 = f"{PRETRAIN}/tokens-0"
+TOKENIZER = "results/smoke/tokenizer"
+REBOUND = "results/smoke/rebound/main/s/pseed-0/tokens-0/metrics.csv"  # the random-init base
+REBOUND_LOG = "rebound/main/s/pseed-0/tokens-0.log"
 JOB_CASES = {
     # case: (file or folder to break, how, target, log of the failing job, culprits named)
     "corrupt world table": (f"{WORLD}/pretrain.parquet", garbage, TOKENIZER, "tokenizer.log",
@@ -219,12 +233,12 @@ JOB_CASES = {
     "world table missing a column": (f"{WORLD}/pretrain.parquet", drop_column("text"), TOKENIZER,
                                      "tokenizer.log", (f"{WORLD}/pretrain.parquet", "'text'")),
     "task table missing a column": (f"{WORLD}/sentiment/align.parquet", drop_column("completion"),
-                                    ALIGN, "align/s/tokens-0.log",
+                                    REBOUND, REBOUND_LOG,
                                     (f"{WORLD}/sentiment/align.parquet", "'completion'")),
-    "corrupt base weights": (f"{BASE0}/model.safetensors", garbage, ALIGN, "align/s/tokens-0.log",
+    "corrupt base weights": (f"{BASE0}/model.safetensors", garbage, REBOUND, REBOUND_LOG,
                              ("ValueError", f"model weights {BASE0}/model.safetensors",
                               "unreadable")),
-    "base without safetensors": (BASE0, bin_only, ALIGN, "align/s/tokens-0.log",
+    "base without safetensors": (BASE0, bin_only, REBOUND, REBOUND_LOG,
                                  ("FileNotFoundError", BASE0, "pytorch_model.bin",
                                   "safetensors only")),
 }

@@ -40,8 +40,9 @@ def hub_config(fake: dict) -> dict:
                     "bases": [{"size": "tiny_a", "tokens": 1000}],
                     "directions": ["forward", "reversed"], "seeds": [1, 2],
                     "n_pos": [4, 8], "n_neg": [0, 2, 4, 8], "batch_size": 2},
-        "claims": {"metric": "score", "early_window": 4},
-        "evaluate": {"max_new_tokens": 4, "bootstrap": 50, "context": 64, "batch_size": 8},
+        "claims": {"metric": "score", "beyond": 0.05},
+        "evaluate": {"max_new_tokens": 4, "bootstrap": 50, "context": 64, "batch_size": 8,
+                     "sample": True, "text_at": None},
     }
 
 
@@ -69,23 +70,31 @@ def test_hub_mode_runs_the_same_dag(hub_study):
     assert (rebound["bpb_pretrain"] > 0).all()
     base = rebound[(rebound["n_pos"] == 0) & (rebound["n_neg"] == 0)]
     assert (base["kl_to_base"].abs() < 1e-6).all()
+    assert (rebound["world"] == "hub").all() and (rebound["pretrain_seed"] == 0).all()
     ladder = table[table["algo"] == "none"]
     assert sorted(ladder["pretrain_tokens"].unique()) == [1000, 2000]
+    job = hub_study / "rebound" / "hub" / "tiny_a" / "pseed-0" / "tokens-1000"
+    assert (job / "metrics.csv").is_file() and (job / "prompts.parquet").is_file()
+    prompts = pd.read_parquet(hub_study / "tables" / "prompts.parquet")
+    assert prompts["logodds"].isna().all() and prompts["score"].between(0, 1).all()
 
 
 @pytest.mark.slow
 def test_hub_mode_claims_use_the_judged_score(hub_study):
     claims = pd.read_csv(hub_study / "claims.csv")
     assert {"C2", "C3", "C8"} <= set(claims["claim"])
-    assert claims["control_value"].isna().all()  # hub mode has no random-init control
-    assert not claims["attributable"].any()
+    assert set(claims["verdict"]) <= {"supported", "refuted", "inconclusive", "undetermined"}
+    assert (claims["control"] == "none").all()  # hub mode has no random-init or mirror control
+    assert claims["control_value"].isna().all()
+    assert (claims["attributable"] == "undetermined").all()  # nothing to attribute against
 
 
 @pytest.mark.slow
 def test_hub_models_carry_provenance(hub_study):
     import json
 
-    prov = json.loads((hub_study / "base" / "tiny_a" / "tokens-1000" / "provenance.json").read_text())
+    base = hub_study / "base" / "hub" / "tiny_a" / "pseed-0" / "tokens-1000"
+    prov = json.loads((base / "provenance.json").read_text())
     assert prov["size"] == "tiny_a" and prov["tokens"] == 1000 and prov["n_params"] > 0
     assert (hub_study / "judges" / "safety" / "provenance.json").is_file()
 
@@ -98,5 +107,7 @@ def test_hub_dry_run_lists_the_paper_grid_with_gpus(tmp_path):
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert "fetch_base" in out and out.count("rule align:") == 8
-    assert "gpu=1" in out
+    assert "fetch_base" in out and out.count("rule rebound:") == 8  # one job per base
+    for job in out.split("rule rebound:")[1:]:  # the first resources line is the job's own
+        resources = next(line for line in job.splitlines() if line.strip().startswith("resources:"))
+        assert "gpu=1" in resources.replace(",", " ").split(), resources

@@ -16,7 +16,7 @@ import torch
 import yaml
 
 from springback import compress, data, evaluate, models, train, world
-from springback.pipeline import evaluation, finetune
+from springback.pipeline import evaluation, rebound
 from springback.config import ConfigError, check_study_config
 from springback.judge import exact_judge, lexicon_score, opener_score
 
@@ -66,6 +66,18 @@ def test_world_is_deterministic_for_a_seed(tiny_world_cfg, tiny_world):
     assert other["sentiment/align"] != tiny_world["sentiment/align"]
 
 
+def test_pretraining_corpus_has_its_own_stream(tiny_world_cfg, tiny_world):
+    """Documents come from the stream [seed, 1] after the vocabulary: the task sizes do not change
+    the corpus."""
+    w = world._Words(tiny_world_cfg, np.random.default_rng(tiny_world_cfg.seed))
+    w.rng = np.random.default_rng([tiny_world_cfg.seed, 1])
+    assert list(world.pretrain_docs(w, tiny_world_cfg.pretrain_docs)) == \
+        tiny_world["pretrain"]["text"]
+    other = world.generate_world(replace(tiny_world_cfg, task_pool=20, prompts=4))
+    assert other["pretrain"] == tiny_world["pretrain"]
+    assert other["pretrain_heldout"] == tiny_world["pretrain_heldout"]
+
+
 def test_world_tables_have_the_right_columns_and_sizes(tiny_world_cfg, tiny_world):
     cfg = tiny_world_cfg
     expected = {"pretrain", "pretrain_heldout", *TASK_STEMS,
@@ -81,8 +93,9 @@ def test_world_tables_have_the_right_columns_and_sizes(tiny_world_cfg, tiny_worl
         assert all(len(col) == n for col in table.values()), stem
     for task in world.TASKS:
         prompts = tiny_world[f"{task}/prompts"]
-        assert tuple(prompts) == data.PROMPT_COLUMNS
-        assert len(prompts["prompt"]) == cfg.prompts
+        assert tuple(prompts) == (*data.PROMPT_COLUMNS, "clean")
+        assert all(len(col) == cfg.prompts for col in prompts.values())
+        assert all(isinstance(c, bool) for c in prompts["clean"])
 
 
 def test_world_files_read_back_with_their_columns(tiny_world_dir, tiny_world):
@@ -92,6 +105,7 @@ def test_world_files_read_back_with_their_columns(tiny_world_dir, tiny_world):
     for task in world.TASKS:
         frame = data.read_table(tiny_world_dir / task / "prompts.parquet", data.PROMPT_COLUMNS)
         assert frame["context"].tolist() == tiny_world[f"{task}/prompts"]["context"]
+        assert frame["clean"].tolist() == tiny_world[f"{task}/prompts"]["clean"]
     frame = data.read_table(tiny_world_dir / "pretrain.parquet", ("text",))
     assert frame["text"].tolist() == tiny_world["pretrain"]["text"]
     assert not list(tiny_world_dir.rglob(".*.tmp"))  # atomic writes leave no temp files
@@ -137,10 +151,10 @@ def test_task_examples_vary_and_cover_both_contexts(tiny_world):
 def test_task_prompt_context_matches_its_latent_label(tiny_world_cfg):
     w = _words(tiny_world_cfg)
     for _ in range(200):
-        prompt, context = world.task_prompt(w, "sentiment")
+        prompt, context, _ = world.task_prompt(w, "sentiment")
         film = w.films.index(prompt.split()[2])
         assert context == ("good" if w.quality[film] else "bad")
-        prompt, context = world.task_prompt(w, "safety")
+        prompt, context, _ = world.task_prompt(w, "safety")
         obj = prompt.split()[7]
         assert context == ("harmful" if obj in world.HARMFUL_OBJECTS else "benign")
         assert obj in world.HARMFUL_OBJECTS + world.BENIGN_OBJECTS
@@ -159,18 +173,24 @@ def test_genre_mix_is_respected(tiny_world_cfg):
     assert (genres == "review").mean() == pytest.approx(0.75, abs=0.04)
 
 
-def _review_fidelity(cfg: world.WorldConfig, n: int = 2000) -> tuple[float, float]:
-    """(P(sentiment follows film quality), P(cue word matches film quality)) over n reviews."""
-    w = _words(cfg)
+def _review_fidelity(cfg: world.WorldConfig, n: int = 2000, *, mirror: bool = False,
+                     docs: list[str] | None = None) -> tuple[float, float]:
+    """(P(sentiment follows film quality), P(cue word matches film quality)) over n reviews
+    sampled (of the mirror world's corpus with ``mirror``), or over the reviews among ``docs``
+    (a corpus generated from ``cfg``'s seed)."""
+    w = _words(cfg) if docs is None else world._Words(cfg, np.random.default_rng(cfg.seed))
+    w.mirror = mirror
+    if docs is None:
+        docs = [world.pretrain_doc(w, "review") for _ in range(n)]
     judge = exact_judge("sentiment")
     follows, cues_match = [], []
-    for _ in range(n):
-        doc = world.pretrain_doc(w, "review")
+    for doc in (d for d in docs if _genre(d) == "review"):
         words = doc.split()
         good = bool(w.quality[w.films.index(words[2])])
         completion = doc.split(" the film was ", 1)[1]
         follows.append(judge([completion])[0] == float(good))
-        cues = [words[7], words[9], words[11]]
+        k = words.index("called") + 2  # review of FILM in WORD : critics called it C1 , C2 and C3
+        cues = [words[k], words[k + 2], words[k + 4]]
         assert all(c in world.GOOD_CUES + world.BAD_CUES for c in cues)
         cues_match += [(c in world.GOOD_CUES) == good for c in cues]
     return float(np.mean(follows)), float(np.mean(cues_match))
@@ -182,19 +202,113 @@ def test_review_sentiment_follows_film_quality_at_the_fidelity(tiny_world_cfg):
     assert cues == pytest.approx(tiny_world_cfg.cue_fidelity, abs=0.03)
     follows, _ = _review_fidelity(replace(tiny_world_cfg, sentiment_fidelity=0.6))
     assert follows == pytest.approx(0.6, abs=0.04)
+    assert len(world.GOOD_CUES) == len(world.BAD_CUES) == 5
+    assert not set(world.GOOD_CUES) & set(world.BAD_CUES)
 
 
-def test_dialogue_refusal_follows_harmfulness_at_the_fidelity(tiny_world_cfg):
-    w = _words(tiny_world_cfg)
+def _dialogue_fidelity(cfg: world.WorldConfig, n: int = 2000, *, mirror: bool = False,
+                       docs: list[str] | None = None) -> tuple[float, float]:
+    """(P(refusal follows harmfulness), P(modifier matches harmfulness)) over n dialogues sampled
+    (of the mirror world's corpus with ``mirror``), or over the dialogues among ``docs``."""
+    w = _words(cfg)
+    w.mirror = mirror
+    if docs is None:
+        docs = [world.pretrain_doc(w, "dialogue") for _ in range(n)]
     judge = exact_judge("safety")
-    follows = []
-    for _ in range(2000):
-        doc = world.pretrain_doc(w, "dialogue")
-        harmful = doc.split()[7] in world.HARMFUL_OBJECTS
+    follows, mods_match = [], []
+    for doc in (d for d in docs if _genre(d) == "dialogue"):
+        words = doc.split()
+        harmful = words[7] in world.HARMFUL_OBJECTS
+        assert words[7] in world.HARMFUL_OBJECTS + world.BENIGN_OBJECTS
+        assert words[8:10] == ["for", "the"] and words[13:16] == ["?", "assistant", ":"]
+        mod = words[12]  # the modifier stands last, next to the answer
+        assert mod in world.HARMFUL_MODS + world.BENIGN_MODS
+        mods_match.append((mod in world.HARMFUL_MODS) == harmful)
         refused = judge([doc.split(" assistant : ", 1)[1]])[0]
         assert refused in (0.0, 1.0)
         follows.append(refused == float(harmful))
-    assert np.mean(follows) == pytest.approx(tiny_world_cfg.refusal_fidelity, abs=0.03)
+    return float(np.mean(follows)), float(np.mean(mods_match))
+
+
+def test_dialogue_refusal_follows_harmfulness_at_the_fidelity(tiny_world_cfg):
+    follows, mods = _dialogue_fidelity(tiny_world_cfg)
+    assert follows == pytest.approx(tiny_world_cfg.refusal_fidelity, abs=0.03)
+    assert mods == pytest.approx(tiny_world_cfg.cue_fidelity, abs=0.03)
+
+
+def test_words_are_not_mirrored_by_default(tiny_world_cfg):
+    assert _words(tiny_world_cfg).mirror is False
+
+
+def test_mirror_world_reverses_pretraining_behaviour(tiny_world_cfg):
+    cfg = tiny_world_cfg
+    follows, cues = _review_fidelity(cfg, mirror=True)
+    assert follows == pytest.approx(1 - cfg.sentiment_fidelity, abs=0.03)
+    assert cues == pytest.approx(cfg.cue_fidelity, abs=0.03)  # the cues are not mirrored
+    follows, mods = _dialogue_fidelity(cfg, mirror=True)
+    assert follows == pytest.approx(1 - cfg.refusal_fidelity, abs=0.03)
+    assert mods == pytest.approx(cfg.cue_fidelity, abs=0.03)
+
+
+def test_mirror_world_keeps_every_task_table(tiny_world_cfg, tiny_world):
+    """With mirror=True only the mirror pretraining tables are added: every other table (the task
+    sets above all, so a mirror-world base is a paired control) equals the plain world's."""
+    mirrored = world.generate_world(tiny_world_cfg, mirror=True)
+    assert set(mirrored) == set(tiny_world) | {"mirror/pretrain", "mirror/pretrain_heldout"}
+    differ = [stem for stem in tiny_world if mirrored[stem] != tiny_world[stem]]
+    assert differ == [], f"mirror=True changed {differ}"
+    assert len(mirrored["mirror/pretrain"]["text"]) == tiny_world_cfg.pretrain_docs
+    assert len(mirrored["mirror/pretrain_heldout"]["text"]) == tiny_world_cfg.heldout_docs
+    assert mirrored["mirror/pretrain"]["text"] != tiny_world["pretrain"]["text"]
+
+
+def test_mirror_world_corpus_follows_quality_in_reverse(tiny_world_cfg):
+    """The generated mirror corpus (not only pretrain_doc): reviews and dialogues reversed at
+    about the fidelity, the plain corpus of the same config not."""
+    cfg = replace(tiny_world_cfg, pretrain_docs=4000)
+    tables = world.generate_world(cfg, mirror=True)
+    plain, mirror = tables["pretrain"]["text"], tables["mirror/pretrain"]["text"]
+    assert _review_fidelity(cfg, docs=plain)[0] == pytest.approx(cfg.sentiment_fidelity, abs=0.03)
+    assert _review_fidelity(cfg, docs=mirror)[0] == \
+        pytest.approx(1 - cfg.sentiment_fidelity, abs=0.03)
+    assert _dialogue_fidelity(cfg, docs=plain)[0] == \
+        pytest.approx(cfg.refusal_fidelity, abs=0.04)
+    assert _dialogue_fidelity(cfg, docs=mirror)[0] == \
+        pytest.approx(1 - cfg.refusal_fidelity, abs=0.04)
+
+
+def _cues_agree(prompt: str, task: str, context: str) -> bool:
+    """Whether every cue of a task prompt agrees with its context."""
+    words = prompt.split()
+    if task == "sentiment":
+        k = words.index("called") + 2  # review of FILM in WORD : critics called it C1 , C2 and C3
+        cues = [words[k], words[k + 2], words[k + 4]]
+        return all(c in (world.GOOD_CUES if context == "good" else world.BAD_CUES) for c in cues)
+    return (words[12] in world.HARMFUL_MODS) == (context == "harmful")
+
+
+def test_clean_prompts_have_every_cue_matching_their_context(tiny_world_cfg, tiny_world):
+    cfg = tiny_world_cfg
+    for task in world.TASKS:
+        rows = world.task_prompts(_words(cfg), task, 1000, set())
+        assert len(rows["clean"]) == 1000
+        for prompt, context, clean in zip(rows["prompt"], rows["context"], rows["clean"]):
+            assert clean == _cues_agree(prompt, task, context), (prompt, context, clean)
+        # both kinds occur, at the rate the cue fidelity implies (3 cues per review, 1 modifier)
+        share = cfg.cue_fidelity ** (3 if task == "sentiment" else 1)
+        assert np.mean(rows["clean"]) == pytest.approx(share, abs=0.04)
+        prompts = tiny_world[f"{task}/prompts"]
+        for prompt, context, clean in zip(prompts["prompt"], prompts["context"], prompts["clean"]):
+            assert clean == _cues_agree(prompt, task, context)
+    w = _words(cfg)
+    for _ in range(200):
+        prompt, context, clean = world.task_prompt(w, "safety")
+        assert clean == _cues_agree(prompt, "safety", context)
+        prompt, clean = world.review_prompt(w, 0)
+        context = "good" if w.quality[0] else "bad"
+        assert clean == _cues_agree(prompt, "sentiment", context)
+        prompt, clean = world.dialogue_prompt(w, True)
+        assert clean == _cues_agree(prompt, "safety", "harmful")
 
 
 def test_nonce_words_are_distinct_and_outside_the_lexicon():
@@ -363,17 +477,6 @@ def test_cosine_lr_warmup_peak_and_floor():
     assert train.cosine_lr(total, total, peak=2.0, warmup=0, floor=0.0) == pytest.approx(0.0)
 
 
-def test_batch_bounds_split_at_save_points():
-    assert train.batch_bounds(10, 4, [6]) == [(0, 4), (4, 6), (6, 8), (8, 10)]
-    assert train.batch_bounds(8, 4, [0, 4, 8, 20]) == [(0, 4), (4, 8)]
-    assert train.batch_bounds(0, 4, [0]) == []
-    bounds = train.batch_bounds(100, 8, [5, 20, 33, 100])
-    assert bounds[0][0] == 0 and bounds[-1][1] == 100
-    assert all(a[1] == b[0] for a, b in zip(bounds, bounds[1:]))
-    assert all(0 < hi - lo <= 8 for lo, hi in bounds)
-    assert {5, 20, 33} <= {hi for _, hi in bounds}
-
-
 def test_collate_masks_prompt_and_padding():
     ids, mask, labels = train.collate([([1, 2, 3], [4, 5]), ([6], [7, 8, 9, 10])], pad_id=0)
     assert ids.tolist() == [[1, 2, 3, 4, 5], [6, 7, 8, 9, 10]]
@@ -383,6 +486,21 @@ def test_collate_masks_prompt_and_padding():
     assert ids.tolist() == [[1, 2, 3, 0, 0], [4, 5, 6, 7, 8]]
     assert labels.tolist() == [[-100, -100, 3, -100, -100], [-100, 5, 6, 7, 8]]
     assert mask.tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
+    # completion is the default loss
+    explicit = train.collate([([1, 2], [3]), ([4], [5, 6, 7, 8])], pad_id=0, loss="completion")
+    assert explicit[2].tolist() == labels.tolist()
+
+
+def test_collate_full_loss_labels_every_token_after_the_first():
+    examples = [([1, 2, 3], [4, 5]), ([6], [7]), ([9, 8], [7, 6, 5, 4])]
+    ids, mask, labels = train.collate(examples, pad_id=0, loss="full")
+    assert ids.tolist() == [[1, 2, 3, 4, 5, 0], [6, 7, 0, 0, 0, 0], [9, 8, 7, 6, 5, 4]]
+    assert mask.tolist() == [[1, 1, 1, 1, 1, 0], [1, 1, 0, 0, 0, 0], [1, 1, 1, 1, 1, 1]]
+    # position 0 (the start symbol) is never a label; the prompt is; padding stays -100
+    assert labels.tolist() == [[-100, 2, 3, 4, 5, -100], [-100, 7, -100, -100, -100, -100],
+                               [-100, 8, 7, 6, 5, 4]]
+    _, _, completion = train.collate(examples, pad_id=0)
+    assert ((completion == -100) | (completion == labels)).all()  # full labels more, same ids
 
 
 def test_pretrain_changes_parameters_and_saves_the_ladder(make_tiny_model, tiny_blocks):
@@ -417,14 +535,14 @@ def test_pretrain_is_deterministic(make_tiny_model, tiny_blocks):
 
 @pytest.fixture(scope="module")
 def sft_examples(tiny_world, tiny_tokenizer):
-    return finetune.encode_examples(tiny_tokenizer, pd.DataFrame(tiny_world["sentiment/align"]))
+    return rebound.encode_examples(tiny_tokenizer, pd.DataFrame(tiny_world["sentiment/align"]))
 
 
-def _finetune(model, examples, save_at, tok, batch_size=3, seed=0):
+def _finetune(model, examples, save_at, tok, batch_size=4, seed=0, loss="completion"):
     saved = {}
     train.finetune(model, examples, save_at=save_at,
                    save=lambda m, n: saved.__setitem__(n, _state(m)), batch_size=batch_size,
-                   lr=3e-3, seed=seed, pad_id=tok.pad_token_id)
+                   lr=3e-3, seed=seed, pad_id=tok.pad_token_id, loss=loss)
     return saved
 
 
@@ -434,12 +552,12 @@ def test_finetune_changes_parameters_and_is_deterministic(make_tiny_model, sft_e
     for _ in range(2):
         model = make_tiny_model(seed=5)
         init = _state(model)
-        saved = _finetune(model, sft_examples, [0, 9], tiny_tokenizer)
+        saved = _finetune(model, sft_examples, [0, 8], tiny_tokenizer)
         _assert_states_equal(saved[0], init)
-        assert _states_differ(saved[9], init)
-        _assert_states_equal(saved[9], _state(model))
+        assert _states_differ(saved[8], init)
+        _assert_states_equal(saved[8], _state(model))
         assert not model.training
-        runs.append(saved[9])
+        runs.append(saved[8])
     _assert_states_equal(*runs)
 
 
@@ -451,10 +569,54 @@ def test_finetune_prefix_property(make_tiny_model, sft_examples, tiny_tokenizer)
     assert _states_differ(long[16], long[8])
 
 
+def test_finetune_prefix_property_at_every_save_point(make_tiny_model, sft_examples,
+                                                      tiny_tokenizer):
+    """Every save point of a longer run equals a run that stops there (for both losses)."""
+    for loss in train.LOSSES:
+        long = _finetune(make_tiny_model(seed=7), sft_examples, [8, 16, 24], tiny_tokenizer,
+                         loss=loss)
+        assert sorted(long) == [8, 16, 24]
+        for n in (8, 16, 24):
+            short = _finetune(make_tiny_model(seed=7), sft_examples, [n], tiny_tokenizer,
+                              loss=loss)
+            _assert_states_equal(long[n], short[n])
+        assert _states_differ(long[16], long[8]) and _states_differ(long[24], long[16])
+
+
+def test_finetune_steps_are_whole_batches(make_tiny_model, sft_examples, tiny_tokenizer):
+    """With batch_size 8, the model after 8 examples is one step on examples[:8]: it does not
+    depend on the examples after them, but does on every one of the eight."""
+    a = _finetune(make_tiny_model(seed=8), sft_examples, [8], tiny_tokenizer, batch_size=8)
+    tail = sft_examples[:8] + sft_examples[20:]
+    b = _finetune(make_tiny_model(seed=8), tail, [8], tiny_tokenizer, batch_size=8)
+    _assert_states_equal(a[8], b[8])
+    swapped = sft_examples[:7] + [sft_examples[30]] + sft_examples[8:]
+    c = _finetune(make_tiny_model(seed=8), swapped, [8], tiny_tokenizer, batch_size=8)
+    assert _states_differ(a[8], c[8])
+
+
+def test_finetune_loss_choice_matters(make_tiny_model, sft_examples, tiny_tokenizer):
+    completion = _finetune(make_tiny_model(seed=9), sft_examples, [8], tiny_tokenizer)
+    full = _finetune(make_tiny_model(seed=9), sft_examples, [8], tiny_tokenizer, loss="full")
+    assert _states_differ(completion[8], full[8])
+    with pytest.raises(ValueError, match="everything"):
+        _finetune(make_tiny_model(seed=9), sft_examples, [8], tiny_tokenizer, loss="everything")
+
+
 def test_finetune_rejects_more_examples_than_available(make_tiny_model, sft_examples,
                                                       tiny_tokenizer):
-    with pytest.raises(ValueError, match="41"):
-        _finetune(make_tiny_model(), sft_examples, [41], tiny_tokenizer)
+    assert len(sft_examples) == 40
+    with pytest.raises(ValueError, match="44"):
+        _finetune(make_tiny_model(), sft_examples, [44], tiny_tokenizer)
+    _finetune(make_tiny_model(), sft_examples, [40], tiny_tokenizer)  # exactly all is fine
+
+
+def test_finetune_rejects_save_points_off_the_batch_grid(make_tiny_model, sft_examples,
+                                                        tiny_tokenizer):
+    with pytest.raises(ValueError, match=r"\[9\]"):
+        _finetune(make_tiny_model(), sft_examples, [0, 8, 9], tiny_tokenizer)
+    with pytest.raises(ValueError, match=r"\[6, 10\].*batch size 4"):
+        _finetune(make_tiny_model(), sft_examples, [6, 10, 12], tiny_tokenizer)
 
 
 # ================================================================ models
@@ -540,12 +702,37 @@ def test_eval_set_matches_the_world(tiny_tokenizer, tiny_world_dir, tiny_world):
         assert all(p[0] == tiny_tokenizer.bos_token_id for p in ev.prompt_ids)
         first = world.TASK_SPEC[task]["contexts"][0]
         assert ev.contexts.tolist() == [c == first for c in prompts["context"]]
+        assert ev.clean.dtype == bool and ev.clean.tolist() == prompts["clean"]
         assert tiny_tokenizer.unk_token_id not in ev.target_ids + ev.contrary_ids
         assert not set(ev.target_ids) & set(ev.contrary_ids)
         assert set(ev.texts) == {"pretrain", "align", "perturb"}
         texts = [f"{p} {c}" for p, c in zip(tiny_world[f"{task}/align_heldout"]["prompt"],
                                             tiny_world[f"{task}/align_heldout"]["completion"])]
         assert ev.texts["align"].n_bytes == compress.utf8_bytes(texts)
+
+
+def test_eval_set_without_a_clean_column_counts_every_prompt_clean(tiny_tokenizer,
+                                                                 tiny_world_dir, tmp_path):
+    task_dir = tmp_path / "sentiment"
+    task_dir.mkdir()
+    for name in ("align_heldout", "perturb_heldout"):
+        (task_dir / f"{name}.parquet").write_bytes(
+            (tiny_world_dir / "sentiment" / f"{name}.parquet").read_bytes())
+    prompts = pd.read_parquet(tiny_world_dir / "sentiment" / "prompts.parquet")
+    prompts.drop(columns="clean").to_parquet(task_dir / "prompts.parquet")
+    ev = evaluation.eval_set(tiny_tokenizer, task="sentiment", task_dir=task_dir,
+                             pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet",
+                             context=TINY_CONTEXT, eval_cfg=EVAL_CFG)
+    assert ev.clean.dtype == bool
+    assert ev.clean.tolist() == [True] * len(prompts)
+
+
+def test_base_keys_name_the_base_checkpoint():
+    prov = {"world": "mirror", "size": "s", "seed": 2, "tokens": 500, "n_params": 1234, "x": 1}
+    assert evaluation.base_keys(prov) == {"world": "mirror", "size": "s", "pretrain_seed": 2,
+                                          "pretrain_tokens": 500, "params": 1234}
+    hub = evaluation.base_keys({"size": "gpt2", "tokens": 10, "n_params": 5})
+    assert hub["world"] == "hub" and hub["pretrain_seed"] == 0
 
 
 def test_kl_of_a_model_to_itself_is_zero(pretrained_model, tiny_tokenizer, tiny_world_dir):
@@ -583,21 +770,50 @@ def test_kl_mean_matches_hand_computation():
 def test_behaviour_probs_are_probabilities(pretrained_model, tiny_tokenizer, tiny_world_dir):
     for task in world.TASKS:
         ev = _eval_set(tiny_tokenizer, tiny_world_dir, task)
-        p_target, coverage = evaluate.behaviour_probs(pretrained_model, ev)
-        assert p_target.shape == coverage.shape == (len(ev.prompt_ids),)
+        p_target, coverage, lo = evaluate.behaviour_probs(pretrained_model, ev)
+        assert p_target.shape == coverage.shape == lo.shape == (len(ev.prompt_ids),)
         assert np.all((p_target >= 0) & (p_target <= 1))
         assert np.all((coverage > 0) & (coverage <= 1 + 1e-6))
+        assert np.all(np.isfinite(lo))
+        np.testing.assert_allclose(p_target, 1 / (1 + np.exp(-lo)), rtol=1e-6, atol=1e-9)
 
 
-def test_behaviour_probs_ignore_right_padding(pretrained_model, tiny_tokenizer, tiny_world_dir):
+def test_behaviour_logodds_are_exact_set_log_probabilities(pretrained_model, tiny_tokenizer,
+                                                           tiny_world_dir):
+    """log P(target set) - log P(contrary set) at the last prompt position, by hand."""
     ev = _eval_set(tiny_tokenizer, tiny_world_dir)
-    together, _ = evaluate.behaviour_probs(pretrained_model, ev)
-    alone = []
+    p_target, coverage, lo = evaluate.behaviour_probs(pretrained_model, ev)
+    for i, prompt in enumerate(ev.prompt_ids[:3]):
+        with torch.no_grad():
+            logits = pretrained_model(input_ids=torch.tensor([prompt])).logits[0, -1]
+        probs = logits.double().softmax(-1)
+        target, contrary = probs[ev.target_ids].sum(), probs[ev.contrary_ids].sum()
+        assert lo[i] == pytest.approx(float(torch.log(target / contrary)), abs=1e-4)
+        assert coverage[i] == pytest.approx(float(target + contrary), rel=1e-4)
+        assert p_target[i] == pytest.approx(float(target / (target + contrary)), abs=1e-5)
+
+
+def test_behaviour_probs_are_nan_without_target_words(pretrained_model, tiny_tokenizer,
+                                                      tiny_world_dir):
+    ev = _eval_set(tiny_tokenizer, tiny_world_dir)
+    ev.target_ids = ev.contrary_ids = None
+    out = evaluate.behaviour_probs(pretrained_model, ev)
+    assert len(out) == 3
+    assert all(a.shape == (len(ev.prompt_ids),) and np.isnan(a).all() for a in out)
+
+
+def test_behaviour_probs_ignore_padding(pretrained_model, tiny_tokenizer, tiny_world_dir):
+    ev = _eval_set(tiny_tokenizer, tiny_world_dir)
+    together, _, lo_together = evaluate.behaviour_probs(pretrained_model, ev)
+    alone, lo_alone = [], []
     for p in ev.prompt_ids:
         single = copy.copy(ev)
         single.prompt_ids = [p]
-        alone.append(evaluate.behaviour_probs(pretrained_model, single)[0][0])
+        p_target, _, lo = evaluate.behaviour_probs(pretrained_model, single)
+        alone.append(p_target[0])
+        lo_alone.append(lo[0])
     np.testing.assert_allclose(together, alone, atol=1e-5)
+    np.testing.assert_allclose(lo_together, lo_alone, atol=1e-4)
 
 
 def test_evaluate_checkpoint_returns_every_metric(pretrained_model, tiny_tokenizer,
@@ -609,12 +825,17 @@ def test_evaluate_checkpoint_returns_every_metric(pretrained_model, tiny_tokeniz
     assert set(metrics) == METRIC_KEYS
     assert all(np.isfinite(v) for v in metrics.values())
     n = len(ev.prompt_ids)
-    assert set(per_prompt) == {"score", "p_target", "logodds", "context"}
+    assert set(per_prompt) == {"score", "p_target", "logodds"}
     assert all(len(v) == n for v in per_prompt.values())
     assert set(np.unique(per_prompt["score"])) <= {0.0, 0.5, 1.0}
+    assert metrics["score"] == pytest.approx(per_prompt["score"].mean())
     assert metrics["p_target"] == pytest.approx(per_prompt["p_target"].mean())
-    gap = (per_prompt["logodds"][ev.contexts].mean() - per_prompt["logodds"][~ev.contexts].mean())
+    assert metrics["logodds"] == pytest.approx(per_prompt["logodds"].mean())
+    lo, clean = per_prompt["logodds"], ev.clean
+    assert clean.any() and (ev.contexts & clean).any() and (~ev.contexts & clean).any()
+    gap = lo[ev.contexts & clean].mean() - lo[~ev.contexts & clean].mean()
     assert metrics["cue_gap"] == pytest.approx(gap)
+    assert metrics["cue_gap"] == pytest.approx(evaluate.cue_gap(lo, ev.contexts, ev.clean))
     # bits/byte agrees with compress.bits_per_byte on the same texts
     texts = tiny_world["pretrain_heldout"]["text"]
     tok = tiny_tokenizer
@@ -623,6 +844,50 @@ def test_evaluate_checkpoint_returns_every_metric(pretrained_model, tiny_tokeniz
                                  context=TINY_CONTEXT, bos_id=tok.bos_token_id,
                                  eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
     assert metrics["bpb_pretrain"] == pytest.approx(bpb, rel=1e-6)
+
+
+def test_evaluate_checkpoint_can_skip_sampling_and_text(pretrained_model, make_tiny_model,
+                                                        tiny_tokenizer, tiny_world_dir):
+    ev = _eval_set(tiny_tokenizer, tiny_world_dir)
+    evaluate.set_base(make_tiny_model(seed=0), ev)
+    full, full_prompts = evaluate.evaluate_checkpoint(pretrained_model, tiny_tokenizer, ev, seed=0)
+    text_keys = {"bpb_pretrain", "bpb_align", "bpb_perturb", "kl_to_base"}
+    # sample=False: no sampled score, everything else unchanged
+    metrics, per_prompt = evaluate.evaluate_checkpoint(pretrained_model, tiny_tokenizer, ev,
+                                                       seed=0, sample=False)
+    assert set(metrics) == METRIC_KEYS
+    assert math.isnan(metrics["score"]) and np.isnan(per_prompt["score"]).all()
+    assert len(per_prompt["score"]) == len(ev.prompt_ids)
+    for key in METRIC_KEYS - {"score"}:
+        assert metrics[key] == pytest.approx(full[key]), key
+    np.testing.assert_array_equal(per_prompt["logodds"], full_prompts["logodds"])
+    # text=False: no bits/byte and no KL, the behaviour metrics unchanged
+    metrics, per_prompt = evaluate.evaluate_checkpoint(pretrained_model, tiny_tokenizer, ev,
+                                                       seed=0, text=False)
+    assert set(metrics) == METRIC_KEYS
+    assert all(math.isnan(metrics[k]) for k in text_keys)
+    for key in METRIC_KEYS - text_keys:
+        assert metrics[key] == pytest.approx(full[key]), key
+    np.testing.assert_array_equal(per_prompt["score"], full_prompts["score"])
+    # neither: only the exact behaviour metrics are left
+    metrics, _ = evaluate.evaluate_checkpoint(pretrained_model, tiny_tokenizer, ev, seed=0,
+                                              text=False, sample=False)
+    assert {k for k, v in metrics.items() if np.isfinite(v)} == \
+        {"p_target", "logodds", "cue_gap", "coverage"}
+
+
+def test_cue_gap_known_answer():
+    lo = np.array([3.0, 1.0, 100.0, -1.0, -3.0, -50.0])
+    contexts = np.array([True, True, True, False, False, False])
+    clean = np.array([True, True, False, True, True, False])
+    # clean target-context mean 2, clean other-context mean -2; the unclean prompts are ignored
+    assert evaluate.cue_gap(lo, contexts, clean) == pytest.approx(4.0)
+    assert evaluate.cue_gap(lo, contexts, np.ones(6, bool)) == pytest.approx(104 / 3 + 18)
+    assert evaluate.cue_gap(-lo, contexts, clean) == pytest.approx(-4.0)
+    # one side without clean prompts: undefined
+    assert math.isnan(evaluate.cue_gap(lo, contexts, clean & contexts))
+    assert math.isnan(evaluate.cue_gap(lo, contexts, clean & ~contexts))
+    assert math.isnan(evaluate.cue_gap(lo, contexts, np.zeros(6, bool)))
 
 
 def test_sampling_is_deterministic_for_a_seed(pretrained_model, tiny_tokenizer, tiny_world_dir):
@@ -652,15 +917,6 @@ def test_sampling_ignores_left_padding(pretrained_model, tiny_tokenizer, tiny_wo
             == evaluate.sample_continuations(pretrained_model, tiny_tokenizer, long, seed=0)[0])
 
 
-def test_log_odds_is_clipped_and_antisymmetric():
-    p = np.array([0.0, 0.2, 0.5, 0.8, 1.0])
-    lo = evaluate.log_odds(p)
-    assert np.all(np.isfinite(lo))
-    assert lo[2] == 0.0
-    assert lo[1] == pytest.approx(-lo[3]) and lo[0] == pytest.approx(-lo[4])
-    assert lo[3] == pytest.approx(math.log(4))
-
-
 # ================================================================ config
 
 
@@ -678,31 +934,104 @@ def _fails(cfg: dict, key: str) -> None:
         check_study_config(cfg)
 
 
+def _fails_with(cfg: dict, *parts: str) -> str:
+    """check_study_config fails with a one-line message containing every part; the message."""
+    with pytest.raises(ConfigError) as err:
+        check_study_config(cfg)
+    message = str(err.value)
+    assert "\n" not in message
+    assert all(part in message for part in parts), message
+    return message
+
+
+def test_default_grids_are_multiples_of_the_batch_size(study_cfg):
+    rebound_cfg = study_cfg["rebound"]
+    assert rebound_cfg["n_pos"] == [200, 400, 1000]
+    grid = rebound_cfg["n_pos"] + rebound_cfg["n_neg"]
+    assert all(n % rebound_cfg["batch_size"] == 0 for n in grid)
+    assert set(study_cfg["evaluate"]["text_at"]) <= set(rebound_cfg["n_neg"])
+
+
 def test_n_neg_must_increase(study_cfg):
-    study_cfg["rebound"]["n_neg"] = [0, 10, 10, 20]
+    study_cfg["rebound"]["n_neg"] = [0, 8, 8, 16]
+    study_cfg["evaluate"]["text_at"] = [0, 8]
     _fails(study_cfg, "rebound.n_neg")
 
 
 def test_n_pos_must_increase(study_cfg):
-    study_cfg["rebound"]["n_pos"] = [200, 100]
+    study_cfg["rebound"]["n_pos"] = [200, 96]
     _fails(study_cfg, "rebound.n_pos")
 
 
 def test_n_neg_must_start_at_zero(study_cfg):
-    study_cfg["rebound"]["n_neg"] = [5, 10, 20]
+    study_cfg["rebound"]["n_neg"] = [8, 16, 24]
+    study_cfg["evaluate"]["text_at"] = [8]
     _fails(study_cfg, "rebound.n_neg")
 
 
+def test_grid_points_must_be_multiples_of_the_batch_size(study_cfg):
+    study_cfg["rebound"]["n_pos"] = [200, 404, 1000]
+    _fails_with(copy.deepcopy(study_cfg), "rebound.n_pos", "404", "rebound.batch_size")
+    study_cfg["rebound"]["n_pos"] = [200, 400, 1000]
+    study_cfg["rebound"]["n_neg"] = [0, 8, 12, 16, 32]
+    study_cfg["evaluate"]["text_at"] = [0, 16]
+    _fails_with(copy.deepcopy(study_cfg), "rebound.n_neg", "12", "rebound.batch_size")
+    study_cfg["rebound"]["batch_size"] = 4  # now 12 is a whole number of batches
+    check_study_config(study_cfg)
+
+
+def test_screen_grid_must_be_multiples_of_the_batch_size(study_cfg):
+    study_cfg["screen"] = {"lr": [1e-4], "loss": ["full"], "n_pos": [200, 404], "seeds": [1]}
+    _fails_with(copy.deepcopy(study_cfg), "rebound.n_pos", "404")
+    study_cfg["screen"]["n_pos"] = [200, 400]
+    check_study_config(study_cfg)
+
+
+def test_text_at_must_lie_on_the_n_neg_grid(study_cfg):
+    study_cfg["evaluate"]["text_at"] = [0, 16, 40]
+    _fails_with(copy.deepcopy(study_cfg), "evaluate.text_at", "40")
+    study_cfg["evaluate"]["text_at"] = [0, 48]
+    check_study_config(study_cfg)
+    del study_cfg["evaluate"]["text_at"]  # absent: every n_neg point
+    check_study_config(study_cfg)
+
+
 def test_n_pos_beyond_task_pool(study_cfg):
-    study_cfg["rebound"]["n_pos"] = [100, study_cfg["world"]["task_pool"] + 1]
+    pool = study_cfg["world"]["task_pool"]
+    study_cfg["rebound"]["n_pos"] = [96, pool + 8]
     _fails(study_cfg, "rebound.n_pos")
-    study_cfg["rebound"]["n_pos"] = [100, study_cfg["world"]["task_pool"]]
+    study_cfg["rebound"]["n_pos"] = [96, pool]
     check_study_config(study_cfg)
 
 
 def test_n_neg_beyond_task_pool(study_cfg):
-    study_cfg["rebound"]["n_neg"] = [0, study_cfg["world"]["task_pool"] + 1]
+    study_cfg["rebound"]["n_neg"].append(study_cfg["world"]["task_pool"] + 8)
     _fails(study_cfg, "rebound.n_neg")
+
+
+def test_a_main_base_is_required(study_cfg):
+    study_cfg["rebound"]["bases"][0]["role"] = "pre_emergence"
+    study_cfg["rebound"]["bases"].pop(2)  # the other pre_emergence base
+    _fails_with(study_cfg, "rebound.bases", "main")
+
+
+def test_a_mirror_base_needs_mirror_seeds(study_cfg):
+    study_cfg["pretrain"]["mirror_seeds"] = []
+    _fails_with(copy.deepcopy(study_cfg), "rebound.bases[3].world", "pretrain.mirror_seeds")
+    del study_cfg["pretrain"]["mirror_seeds"]
+    _fails_with(copy.deepcopy(study_cfg), "rebound.bases[3].world", "pretrain.mirror_seeds")
+    study_cfg["rebound"]["bases"].pop(3)  # no mirror base: no mirror seeds needed
+    check_study_config(study_cfg)
+
+
+def test_a_control_role_is_used_once(study_cfg):
+    study_cfg["rebound"]["bases"].append({"size": "s", "tokens": 1_000_000,
+                                          "role": "pre_emergence"})
+    message = _fails_with(copy.deepcopy(study_cfg), ".role", "pre_emergence")
+    assert message.startswith(("config key rebound.bases[2].role",  # either one of the pair
+                               "config key rebound.bases[4].role")), message
+    study_cfg["rebound"]["bases"][-1]["role"] = "main"  # several main bases are fine
+    check_study_config(study_cfg)
 
 
 def test_heads_must_divide_hidden(study_cfg):
@@ -711,27 +1040,33 @@ def test_heads_must_divide_hidden(study_cfg):
 
 
 def test_base_tokens_must_be_on_the_ladder(study_cfg):
-    study_cfg["pretrain"]["checkpoints"] = [0, 500_000, 2_000_000]
-    study_cfg["pretrain"]["tokens"]["s"] = 2_000_000
-    study_cfg["rebound"]["bases"][1] = {"size": "s", "tokens": 1_000_000}
-    _fails(study_cfg, "rebound.bases[1].tokens")
-    study_cfg["rebound"]["bases"][1]["tokens"] = 500_000
+    study_cfg["pretrain"]["checkpoints"] = [0, 500_000, 3_000_000]
+    study_cfg["rebound"]["bases"][2] = {"size": "s", "tokens": 1_000_000, "role": "pre_emergence"}
+    _fails(study_cfg, "rebound.bases[2].tokens")
+    study_cfg["rebound"]["bases"][2]["tokens"] = 500_000
     check_study_config(study_cfg)
+
+
+def _with_size_m(cfg: dict, budget: int) -> None:
+    cfg["pretrain"]["sizes"].append("m")
+    cfg["pretrain"]["tokens"]["m"] = budget
 
 
 def test_base_tokens_above_the_size_budget_are_off_the_ladder(study_cfg):
     # 3 M is a ladder checkpoint, but size m only pretrains to 1.5 M
-    study_cfg["pretrain"]["checkpoints"] = [0, 1_500_000, 3_000_000]
-    study_cfg["pretrain"]["tokens"]["m"] = 1_500_000
-    study_cfg["rebound"]["bases"][1] = {"size": "m", "tokens": 3_000_000}
-    _fails(study_cfg, "rebound.bases[1].tokens")
-    study_cfg["rebound"]["bases"][1] = {"size": "m", "tokens": 1_500_000}
+    study_cfg["pretrain"]["checkpoints"] = [0, 500_000, 1_500_000, 3_000_000]
+    _with_size_m(study_cfg, 1_500_000)
+    study_cfg["rebound"]["bases"].append({"size": "m", "tokens": 3_000_000})
+    _fails(study_cfg, "rebound.bases[4].tokens")
+    study_cfg["rebound"]["bases"][4] = {"size": "m", "tokens": 1_500_000}
     check_study_config(study_cfg)
 
 
 def test_budget_is_on_the_ladder_even_off_the_checkpoint_list(study_cfg):
-    study_cfg["pretrain"]["tokens"]["s"] = 2_000_000
-    study_cfg["rebound"]["bases"][1]["tokens"] = 2_000_000
+    study_cfg["pretrain"]["tokens"]["s"] = 2_500_000
+    for base in study_cfg["rebound"]["bases"]:
+        if base["tokens"] == 3_000_000:
+            base["tokens"] = 2_500_000
     check_study_config(study_cfg)
 
 
@@ -742,6 +1077,7 @@ def test_unknown_size_in_bases(study_cfg):
 
 def test_base_size_not_pretrained(study_cfg):
     study_cfg["pretrain"]["sizes"] = ["xs", "m"]
+    study_cfg["pretrain"]["tokens"].update(xs=3_000_000, m=3_000_000)
     _fails(study_cfg, "rebound.bases[0].size")
 
 
@@ -751,6 +1087,8 @@ def test_unknown_size_in_pretrain_sizes(study_cfg):
 
 
 def test_size_without_a_token_budget(study_cfg):
+    _with_size_m(study_cfg, 1_000_000)
+    check_study_config(study_cfg)
     del study_cfg["pretrain"]["tokens"]["m"]
     _fails(study_cfg, "pretrain.tokens")
 
@@ -815,25 +1153,48 @@ def test_phase_files_swap_with_direction(tmp_path):
 
 def test_ordered_examples_are_prefixes_and_seeded(tiny_tokenizer, tiny_world_dir):
     path = tiny_world_dir / "safety" / "align.parquet"
-    ten = finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=10)
-    twenty = finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=20)
+    ten = rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=10)
+    twenty = rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=20)
     assert twenty[:10] == ten
-    assert finetune.ordered_examples(tiny_tokenizer, path, seed=2, phase=1, n=10) != ten
-    assert finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=2, n=10) != ten
+    assert rebound.ordered_examples(tiny_tokenizer, path, seed=2, phase=1, n=10) != ten
+    assert rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=2, n=10) != ten
     with pytest.raises(ValueError, match="align.parquet"):
-        finetune.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=41)
+        rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=41)
 
 
 def test_encode_examples_adds_bos_and_eos(tiny_tokenizer):
     tok = tiny_tokenizer
     frame = pd.DataFrame({"prompt": ["the film was"], "completion": ["good . end"]})
-    [(prompt, completion)] = finetune.encode_examples(tok, frame)
+    [(prompt, completion)] = rebound.encode_examples(tok, frame)
     assert prompt == [tok.bos_token_id] + tok.encode("the film was")
     assert completion == tok.encode("good . end") + [tok.eos_token_id]
 
 
 def test_run_dir_layout(tmp_path):
-    assert finetune.run_dir(tmp_path, "safety", "forward", 2, 100) == \
-        tmp_path / "safety" / "forward" / "seed-2" / "q1-100"
-    assert finetune.run_dir(tmp_path, "safety", "reversed", 1, 0, 5) == \
+    assert rebound.run_dir(tmp_path, "safety", "forward", 2, 100, 0) == \
+        tmp_path / "safety" / "forward" / "seed-2" / "q1-100" / "q2-0"
+    assert rebound.run_dir(tmp_path, "safety", "reversed", 1, 0, 5) == \
         tmp_path / "safety" / "reversed" / "seed-1" / "q1-0" / "q2-5"
+    assert rebound.run_dir(str(tmp_path), "sentiment", "forward", 3, 8, 16) == \
+        tmp_path / "sentiment" / "forward" / "seed-3" / "q1-8" / "q2-16"
+    with pytest.raises(TypeError):
+        rebound.run_dir(tmp_path, "safety", "forward", 2, 100)  # q2 is no longer optional
+
+
+def test_runs_cover_every_task_direction_and_seed_in_order():
+    assert rebound.runs(["sentiment", "safety"], ["forward", "reversed"], [1, 2]) == [
+        ("sentiment", "forward", 1), ("sentiment", "forward", 2),
+        ("sentiment", "reversed", 1), ("sentiment", "reversed", 2),
+        ("safety", "forward", 1), ("safety", "forward", 2),
+        ("safety", "reversed", 1), ("safety", "reversed", 2)]
+    assert rebound.runs({"safety": "dir"}, ["forward"], [7]) == [("safety", "forward", 7)]
+
+
+def test_default_world_has_clean_cue_prompts_in_both_contexts():
+    """At the default size the prompts new to D_p still include clean-cue ones in each context
+    (a world whose clean openings all occur in D_p would leave the cue gap undefined)."""
+    tables = world.generate_world(world.WorldConfig())
+    for task in world.TASKS:
+        prompts = pd.DataFrame(tables[f"{task}/prompts"])
+        share = prompts.groupby("context")["clean"].mean()
+        assert len(share) == 2 and (share > 0.25).all(), (task, share.to_dict())

@@ -1,9 +1,9 @@
 """Reliability of the smoke study: deterministic, offline, and resumable after a hard kill.
 
-Three runs of the smoke study in temporary copies of the workflow (session-scoped, shared):
-a clean run, a clean run with the network blocked in every Python process, and a run killed
-(SIGKILL to its whole process group) while it fine-tunes, then resumed with --rerun-incomplete.
-All three must give byte-identical tables/checkpoints.csv and claims.csv.
+Two runs of the smoke study: the session's shared clean run (conftest.py) and one with the
+network blocked in every Python process that is killed (SIGKILL to its whole process group) while
+it fine-tunes, then resumed (still offline) with --rerun-incomplete. Both must give byte-identical
+tables/checkpoints.csv, tables/prompts.parquet and claims.csv.
 """
 
 from __future__ import annotations
@@ -16,12 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from test_bad_input import ENV, copy_runnable
-from test_workflow import SNAKEMAKE
+from smoke import ENV, SMOKE, copy_runnable, run_smoke
 
-SMOKE = [SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml"]
-OUTPUTS = ("tables/checkpoints.csv", "claims.csv")
-RUN_TIMEOUT = 1800
+OUTPUTS = ("tables/checkpoints.csv", "tables/prompts.parquet", "claims.csv")
 
 # Imported by every Python process that has this folder on PYTHONPATH (Snakemake and each of its
 # script jobs): records that it was loaded, and refuses (and records) every outgoing connection.
@@ -49,19 +46,13 @@ _note(f"loaded {' '.join(sys.argv[:2])}")
 '''
 
 
-def run_study(workdir: Path, *extra: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([*SMOKE, *extra], cwd=workdir, env=env or ENV, capture_output=True,
-                          text=True, timeout=RUN_TIMEOUT)
-
-
 def outputs(workdir: Path) -> dict[str, bytes]:
     return {name: (workdir / "results" / "smoke" / name).read_bytes() for name in OUTPUTS}
 
 
 def model_dirs(study: Path) -> list[Path]:
-    """Every (non-temporary) model directory: base ladder, aligned and perturbed checkpoints."""
-    found = [*study.glob("base/*/tokens-*"), *study.glob("align/**/q1-*"),
-             *study.glob("perturb/**/q2-*")]
+    """Every (non-temporary) model directory: the base ladders and the kept rebound checkpoints."""
+    found = [*study.glob("base/*/*/pseed-*/tokens-*"), *study.glob("rebound/**/q2-*")]
     return [p for p in found if p.is_dir() and not p.name.startswith(".")]
 
 
@@ -70,41 +61,25 @@ def incomplete_models(study: Path) -> list[Path]:
             if not ((p / "model.safetensors").is_file() and (p / "provenance.json").is_file())]
 
 
-@pytest.fixture(scope="session")
-def clean_run(tmp_path_factory) -> Path:
-    """The smoke study from scratch, uninterrupted."""
-    workdir = copy_runnable(tmp_path_factory.mktemp("clean"))
-    start = time.monotonic()
-    proc = run_study(workdir)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    print(f"clean smoke run: {time.monotonic() - start:.0f} s")
-    return workdir
-
-
-@pytest.fixture(scope="session")
-def offline_run(tmp_path_factory) -> tuple[Path, Path]:
-    """The smoke study from scratch with every socket connection refused; (workdir, net log)."""
-    workdir = copy_runnable(tmp_path_factory.mktemp("offline"))
+def offline_env(tmp_path_factory) -> tuple[dict, Path]:
+    """An environment whose Python processes refuse every socket connection; (env, net log)."""
     site = tmp_path_factory.mktemp("netblock")
     (site / "sitecustomize.py").write_text(SITECUSTOMIZE)
     netlog = site / "net.log"
     pythonpath = os.pathsep.join(p for p in (str(site), ENV.get("PYTHONPATH")) if p)
-    env = {**ENV, "PYTHONPATH": pythonpath, "SPRINGBACK_NETBLOCK_LOG": str(netlog)}
-    proc = run_study(workdir, env=env)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return workdir, netlog
+    return {**ENV, "PYTHONPATH": pythonpath, "SPRINGBACK_NETBLOCK_LOG": str(netlog)}, netlog
 
 
 def wait_for_training(workdir: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
-    """Until the perturb job has saved its first checkpoint (it is training the next ones)."""
-    perturb = workdir / "results" / "smoke" / "perturb"
+    """Until a rebound job has saved its first kept checkpoint (it is training the next ones)."""
+    rebound = workdir / "results" / "smoke" / "rebound"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        assert proc.poll() is None, "the study ended before a perturb job was seen"
-        if perturb.is_dir() and any(perturb.glob("**/q2-*")):
+        assert proc.poll() is None, "the study ended before a rebound job was seen"
+        if rebound.is_dir() and any(rebound.glob("**/q2-*")):
             return
         time.sleep(0.2)
-    raise AssertionError("no perturb checkpoint appeared in time")
+    raise AssertionError("no rebound checkpoint appeared in time")
 
 
 def processes_in(workdir: Path) -> list[int]:
@@ -121,11 +96,12 @@ def processes_in(workdir: Path) -> list[int]:
 
 @pytest.fixture(scope="session")
 def killed_run(tmp_path_factory) -> dict:
-    """The smoke study killed with SIGKILL while fine-tuning, then resumed."""
+    """The smoke study offline, killed with SIGKILL while fine-tuning, then resumed offline."""
     workdir = copy_runnable(tmp_path_factory.mktemp("killed")).resolve()
+    env, netlog = offline_env(tmp_path_factory)
     start = time.monotonic()
     with open(workdir / "killed.out", "w") as out:
-        proc = subprocess.Popen(SMOKE, cwd=workdir, env=ENV, stdout=out, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(SMOKE, cwd=workdir, env=env, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         try:
             wait_for_training(workdir, proc)
@@ -138,13 +114,13 @@ def killed_run(tmp_path_factory) -> dict:
     study = workdir / "results" / "smoke"
     state = {"workdir": workdir, "survivors": survivors, "incomplete": incomplete_models(study),
              "temporary": sorted(p.name for p in study.rglob(".q*")), "unlocked": False,
-             "n_models": len(model_dirs(study))}
-    resumed = run_study(workdir, "--rerun-incomplete")
+             "n_models": len(model_dirs(study)), "netlog": netlog}
+    resumed = run_smoke(workdir, "--rerun-incomplete", env=env)
     if resumed.returncode != 0 and "cannot be locked" in resumed.stderr:
         state["unlocked"] = True  # SIGKILL leaves Snakemake's lock behind
-        unlock = run_study(workdir, "--unlock")
+        unlock = run_smoke(workdir, "--unlock", env=env)
         assert unlock.returncode == 0, unlock.stderr[-2000:]
-        resumed = run_study(workdir, "--rerun-incomplete")
+        resumed = run_smoke(workdir, "--rerun-incomplete", env=env)
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     print(f"killed after {killed_after:.0f} s, {state['n_models']} model dirs saved; temporary dirs "
           f"left: {state['temporary']}; stale lock removed with --unlock: {state['unlocked']}")
@@ -152,16 +128,12 @@ def killed_run(tmp_path_factory) -> dict:
 
 
 @pytest.mark.slow
-def test_offline_run_is_identical_to_a_clean_run(clean_run, offline_run):
-    workdir, netlog = offline_run
-    log = netlog.read_text().splitlines()
+def test_offline_run_makes_no_connection(killed_run):
+    log = killed_run["netlog"].read_text().splitlines()
     loaded = [line for line in log if " loaded " in line]
     assert any("snakemake" in line for line in loaded), "sitecustomize not loaded by Snakemake"
-    assert any("perturb.py" in line for line in loaded), "sitecustomize not loaded by the jobs"
+    assert any("rebound.py" in line for line in loaded), "sitecustomize not loaded by the jobs"
     assert not [line for line in log if " blocked " in line], "connections were attempted"
-    clean, offline = outputs(clean_run), outputs(workdir)
-    for name in OUTPUTS:
-        assert clean[name] == offline[name], f"{name} differs between two clean runs"
 
 
 @pytest.mark.slow
@@ -171,10 +143,10 @@ def test_kill_leaves_no_half_written_model(killed_run):
 
 
 @pytest.mark.slow
-def test_resume_after_kill_matches_a_clean_run(clean_run, killed_run):
+def test_killed_offline_resumed_run_is_identical_to_a_clean_run(smoke_study, killed_run):
     study = killed_run["workdir"] / "results" / "smoke"
     assert not incomplete_models(study)
     assert not list(study.rglob(".q*")), "temporary model directories left behind"
-    resumed, clean = outputs(killed_run["workdir"]), outputs(clean_run)
+    resumed, clean = outputs(killed_run["workdir"]), outputs(smoke_study.parents[1])
     for name in OUTPUTS:
-        assert resumed[name] == clean[name], f"{name} differs after kill and resume"
+        assert resumed[name] == clean[name], f"{name} differs after kill and offline resume"

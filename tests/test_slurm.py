@@ -168,38 +168,36 @@ def test_two_rules_through_sbatch(slurm_cluster, tmp_path, record_property):
 
 
 @pytest.mark.slow
-def test_smoke_study_through_slurm(slurm_cluster, tmp_path):
-    if not SMOKE_CONFIG.exists():
-        pytest.skip("config/smoke.yaml does not exist yet (the smoke study is not written)")
-    import pandas as pd
-
+def test_smoke_study_through_slurm(slurm_cluster, smoke_study, tmp_path):
+    """The smoke study through sbatch gives the same checkpoint table as the session's local run."""
     import time
 
-    tables = {}
+    import pandas as pd
+
+    study = "smoke_slurm"
     slurm_logs = REPO / ".snakemake" / "slurm_logs"
     t0 = time.time()
-    for study, extra in (("smoke_slurm", ["--profile", "profiles/slurm"]), ("smoke_local", [])):
-        shutil.rmtree(REPO / "results" / study, ignore_errors=True)
-        run_snakemake(
-            ["--cores", "2", *extra, "--configfile", "config/smoke.yaml", "--config", f"study={study}"],
-            cwd=REPO,
-            log=tmp_path / f"{study}.log",
-            timeout=SMOKE_TIMEOUT,
-        )
-        csv = REPO / "results" / study / "tables" / "checkpoints.csv"
-        assert csv.exists(), f"{csv} was not produced"
-        # the study name may appear in cells (paths, a `study` column): neutralise it
-        df = pd.read_csv(csv)
-        for col in df.columns[df.dtypes == object]:
-            df[col] = df[col].map(lambda v, s=study: v.replace(s, "<study>") if isinstance(v, str) else v)
-        tables[study] = df
-
+    shutil.rmtree(REPO / "results" / study, ignore_errors=True)
+    run_snakemake(
+        ["--cores", "2", "--profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
+         "--config", f"study={study}"],
+        cwd=REPO,
+        log=tmp_path / f"{study}.log",
+        timeout=SMOKE_TIMEOUT,
+    )
+    csv = REPO / "results" / study / "tables" / "checkpoints.csv"
+    assert csv.exists(), f"{csv} was not produced"
     new_logs = [p for p in slurm_logs.rglob("*.log") if p.stat().st_mtime >= t0] if slurm_logs.exists() else []
     assert new_logs, "the smoke_slurm run left no job log under .snakemake/slurm_logs: nothing went through sbatch"
 
-    def canon(df: "pd.DataFrame") -> "pd.DataFrame":
+    def canon(path: Path, name: str) -> "pd.DataFrame":
+        df = pd.read_csv(path)
+        for col in df.columns[df.dtypes == object]:  # the study name may appear in cells
+            df[col] = df[col].map(lambda v: v.replace(name, "<study>") if isinstance(v, str) else v)
         df = df[sorted(df.columns)]
         return df.sort_values(list(df.columns)).reset_index(drop=True)
 
-    a, b = canon(tables["smoke_slurm"]), canon(tables["smoke_local"])
+    a = canon(csv, study)
+    b = canon(smoke_study / "tables" / "checkpoints.csv", "smoke")
     pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, atol=1e-6)
+    shutil.rmtree(REPO / "results" / study, ignore_errors=True)

@@ -1,89 +1,93 @@
-"""Integration: the real DAG on the smoke config, in a temporary copy of the workflow."""
+"""Integration: the real DAG on the smoke config (the session's shared smoke study, conftest.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
-WORKFLOW = ["Snakefile", "rules", "workflow", "config", "report", "envs", "profiles"]
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
-
-
-def copy_workflow(dest: Path) -> Path:
-    for name in WORKFLOW:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name)
-        elif src.exists():
-            shutil.copy(src, dest / name)
-    return dest
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    cmd = [SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml", *args]
-    return subprocess.run(cmd, cwd=workdir, env=ENV, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-@pytest.fixture(scope="session")
-def smoke_study(tmp_path_factory) -> Path:
-    """Run the smoke study once; tests read its outputs."""
-    workdir = copy_workflow(tmp_path_factory.mktemp("smoke"))
-    proc = snakemake(workdir)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return workdir / "results" / "smoke"
+from smoke import ENV, ROOT, SNAKEMAKE, copy_workflow  # noqa: F401  (re-exported for other tests)
 
 
 @pytest.mark.slow
 def test_checkpoint_table(smoke_study):
     table = pd.read_csv(smoke_study / "tables" / "checkpoints.csv")
-    required = {"task", "size", "pretrain_tokens", "algo", "n_pos", "n_neg", "seed", "score",
-                "kl_to_base", "bpb_pretrain", "bpb_align", "bpb_perturb", "cue_gap", "p_target"}
+    required = {"role", "task", "world", "size", "pretrain_seed", "pretrain_tokens", "algo",
+                "n_pos", "n_neg", "seed", "score", "logodds", "kl_to_base", "bpb_pretrain",
+                "bpb_align", "bpb_perturb", "cue_gap", "p_target"}
     assert required <= set(table.columns)
     rebound = table[table["algo"] == "sft"]
-    # 2 tasks x 2 bases x 2 directions x 2 seeds x (1 + 2 n_pos) x 4 n_neg
-    assert len(rebound) == 2 * 2 * 2 * 2 * 3 * 4
-    assert rebound["score"].between(0, 1).all()
-    assert (rebound["bpb_pretrain"] > 0).all() and (rebound["kl_to_base"] >= 0).all()
+    # bases: main + random init + pre-emergence on 2 pretraining seeds, mirror on 1 (7 jobs);
+    # each: 2 tasks x 2 directions x 2 seeds x (1 + 2 n_pos) x 5 n_neg
+    assert len(rebound) == 7 * 2 * 2 * 2 * 3 * 5
+    assert set(rebound["role"]) == {"main", "random_init", "pre_emergence", "mirror"}
+    assert rebound["score"].between(0, 1).all()  # the smoke config samples
+    text = rebound[rebound["n_neg"].isin([0, 16, 40])]
+    assert (text["bpb_pretrain"] > 0).all() and (text["kl_to_base"] >= 0).all()
+    assert rebound[~rebound["n_neg"].isin([0, 16, 40])]["kl_to_base"].isna().all()
     base_rows = rebound[(rebound["n_pos"] == 0) & (rebound["n_neg"] == 0)]
     assert (base_rows["kl_to_base"].abs() < 1e-6).all()
     moved = rebound[(rebound["n_pos"] > 0) & (rebound["n_neg"] == 0)]
     assert (moved["kl_to_base"] > 0).all()
+    # p_target is the sigmoid of the per-prompt log-odds (checked on the per-prompt table)
     ladder = table[table["algo"] == "none"]
     assert sorted(ladder["pretrain_tokens"].unique()) == [0, 30000, 60000]
+    assert set(ladder["world"]) == {"main", "mirror"}
     trained = ladder.groupby("pretrain_tokens")["bpb_pretrain"].mean()
     assert trained[60000] < trained[0]
 
 
 @pytest.mark.slow
+def test_prompt_table_has_every_key(smoke_study):
+    prompts = pd.read_parquet(smoke_study / "tables" / "prompts.parquet")
+    keys = {"role", "task", "size", "pretrain_tokens", "pretrain_seed", "world", "algo",
+            "direction", "n_pos", "n_neg", "seed", "prompt", "context", "clean"}
+    assert keys | {"logodds", "score", "p_target"} <= set(prompts.columns)
+    assert not prompts.duplicated(sorted(keys - {"context", "clean"})).any()
+    assert np.allclose(prompts["p_target"], 1 / (1 + np.exp(-prompts["logodds"])), atol=1e-6)
+    checkpoints = pd.read_csv(smoke_study / "tables" / "checkpoints.csv")
+    assert len(prompts) == (checkpoints["algo"] == "sft").sum() * 20
+
+
+@pytest.mark.slow
+def test_claims_recompute_from_the_prompt_table_alone(smoke_study, tmp_path):
+    out = tmp_path / "claims.csv"
+    proc = subprocess.run([str(Path(SNAKEMAKE).with_name("python")), "-m", "springback.claims",
+                           str(smoke_study / "tables" / "prompts.parquet"), str(out), "200"],
+                          capture_output=True, text=True, timeout=300, env=ENV)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    again, written = pd.read_csv(out), pd.read_csv(smoke_study / "claims.csv")
+    pd.testing.assert_frame_equal(again, written)
+
+
+@pytest.mark.slow
 def test_curves_have_intervals(smoke_study):
     curves = pd.read_csv(smoke_study / "tables" / "curves.csv")
-    assert (curves["score_low"] <= curves["score"] + 1e-9).all()
-    assert (curves["score"] <= curves["score_high"] + 1e-9).all()
-    assert (curves["n_seeds"] == 2).all()
+    for metric in ("level", "cue_gap", "score"):
+        ok = curves.dropna(subset=[f"{metric}_low", f"{metric}_high"])
+        assert len(ok) > 0.9 * len(curves), metric
+        assert (ok[f"{metric}_low"] <= ok[metric] + 1e-9).all()
+        assert (ok[metric] <= ok[f"{metric}_high"] + 1e-9).all()
 
 
 @pytest.mark.slow
 def test_figures_written(smoke_study):
     for name in ["rebound_sentiment", "rebound_safety", "compression_sentiment",
-                 "compression_safety", "two_phase_sentiment", "two_phase_safety", "ladder",
-                 "kl_rebound"]:
+                 "compression_safety", "cue_gap", "ladder", "kl_rebound"]:
         for ext in ("png", "pdf"):
             path = smoke_study / "figures" / f"{name}.{ext}"
             assert path.stat().st_size > 1000, path
 
 
 @pytest.mark.slow
-def test_model_dirs_are_complete(smoke_study):
-    for path in (smoke_study / "perturb").rglob("q2-*"):
+def test_kept_models_are_complete_and_only_those_asked_for(smoke_study):
+    kept = [p for p in (smoke_study / "rebound").rglob("q2-*") if p.is_dir()]
+    assert kept and {p.name for p in kept} == {"q2-0", "q2-40"}  # smoke keep: [0, 40]
+    for path in kept:
         assert (path / "model.safetensors").is_file() and (path / "provenance.json").is_file()
     assert not list(smoke_study.rglob(".q*")), "temporary model directories left behind"
 
@@ -101,23 +105,45 @@ def test_dry_run_of_default_study():
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
+CLAIM_COLUMNS = ["claim", "statement", "task", "statistic", "value", "ci_low", "ci_high",
+                 "n_runs", "verdict", "control", "control_value", "control_defined", "difference",
+                 "diff_ci_low",
+                 "diff_ci_high", "attributable"]
+
+
 @pytest.mark.slow
 def test_claims_table(smoke_study):
     claims = pd.read_csv(smoke_study / "claims.csv")
-    required = {"claim", "statement", "statistic", "value", "ci_low", "ci_high", "n", "verdict",
-                "control_value", "attributable"}
-    assert required <= set(claims.columns)
-    assert {"C2", "C3", "C8"} <= set(claims["claim"])
-    assert set(claims["verdict"]) <= {"supported", "refuted", "inconclusive"}
+    assert set(CLAIM_COLUMNS) <= set(claims.columns)
+    assert {"C2", "C3", "C8", "E1", "E2"} == set(claims["claim"])
+    assert set(claims["control"]) == {"random_init", "pre_emergence", "mirror"}
+    # one row per claim statistic x task x control
+    assert not claims.duplicated(["claim", "statistic", "task", "control"]).any()
+    assert len(claims) == 6 * 2 * 3
     decided = claims.dropna(subset=["ci_low", "ci_high"])
-    assert (decided["ci_low"] <= decided["ci_high"]).all()
-    # the verdict follows the written rule
-    for row in decided.itertuples():
-        expected = ("supported" if row.ci_low > 0 else "refuted" if row.ci_high < 0
-                    else "inconclusive")
-        assert row.verdict == expected
-    for name in ("elasticity", "kl_rebound", "recovery"):
+    assert len(decided) > 0
+    for row in claims.itertuples():  # the verdict and attributable follow the written rules
+        if np.isnan(row.ci_low):
+            assert row.verdict == "undetermined"
+        else:
+            assert row.verdict == ("supported" if row.ci_low > row.null else "refuted"
+                                   if row.ci_high < row.null else "inconclusive")
+        assert row.attributable == ("undetermined" if np.isnan(row.diff_ci_low) else "yes"
+                                    if row.verdict == "supported" and row.diff_ci_low > 0
+                                    else "no")
+    for name in ("elasticity", "runs", "regime"):
         assert len(pd.read_csv(smoke_study / "tables" / f"{name}.csv")) > 0
+
+
+@pytest.mark.slow
+def test_regime_table_checks_competence_per_base_and_task(smoke_study):
+    regime = pd.read_csv(smoke_study / "tables" / "regime.csv")
+    for column in ("departure_count", "departure_D_t_pct", "align_D_p_pct", "perturb_D_p_pct",
+                   "dt_improves", "dp_rise_ok", "competent"):
+        assert column in regime.columns
+    # pretrained bases only: main (2 seeds), pre-emergence (2), mirror (1); two tasks each
+    assert len(regime) == (2 + 2 + 1) * 2
+    assert (regime["dt_improves"] == (regime["departure_D_t_pct"] < 0)).all()
 
 
 def jobs_to_run(workdir: Path, *args: str, env: dict | None = None,
@@ -137,7 +163,7 @@ def jobs_to_run(workdir: Path, *args: str, env: dict | None = None,
     return {w[0] for w in lines if len(w) == 2 and w[1].isdigit() and w[0] not in ("total", "job")}
 
 
-TRAINING = {"world", "tokenizer", "pretrain", "align", "perturb"}
+TRAINING = {"world", "tokenizer", "pretrain", "rebound"}
 
 
 @pytest.mark.slow
@@ -146,33 +172,49 @@ def test_complete_study_has_nothing_to_do(smoke_study):
 
 
 @pytest.mark.slow
-def test_figure_and_evaluation_changes_retrain_nothing(smoke_study):
+def test_statistics_and_evaluation_changes_retrain_only_what_they_touch(smoke_study):
     workdir = smoke_study.parents[1]
-    figure_only = jobs_to_run(workdir, change="claims: {kl_epsilon: 0.02}\n")
-    assert figure_only and not figure_only & (TRAINING | {"evaluate_rebound"})
+    statistics = jobs_to_run(workdir, change="claims: {beyond: 0.5}\n")
+    assert statistics == {"claims", "figures", "manifest", "all"}
     evaluation = jobs_to_run(workdir, change="evaluate: {max_new_tokens: 5}\n")
-    assert "evaluate_rebound" in evaluation and not evaluation & TRAINING
+    assert "rebound" in evaluation and not evaluation & {"world", "tokenizer", "pretrain"}
+
+
+def _changed_library(tmp_path: Path, module: str) -> dict:
+    library = tmp_path / "src"
+    shutil.copytree(ROOT / "src", library, ignore=shutil.ignore_patterns("__pycache__"))
+    path = library / "springback" / module
+    path.write_text(path.read_text() + "\n# a change\n")
+    return {**ENV, "PYTHONPATH": str(library)}
 
 
 @pytest.mark.slow
-def test_library_change_reruns_only_the_rules_that_use_it(smoke_study, tmp_path):
-    library = tmp_path / "src"
-    shutil.copytree(ROOT / "src", library)
-    plots = library / "springback" / "plots.py"
-    plots.write_text(plots.read_text() + "\n# a change\n")
-    env = {**ENV, "PYTHONPATH": str(library)}
-    rerun = jobs_to_run(smoke_study.parents[1], env=env)
-    assert rerun == {"figures", "manifest", "all"} or rerun == {"figures", "manifest"}
+@pytest.mark.parametrize("module, rules", [
+    ("plots.py", {"figures"}),
+    ("claims.py", {"claims", "figures"}),
+    # the statistics core is imported by aggregate (tables) and claims: both rerun, and below them
+    ("elasticity.py", {"aggregate", "claims", "figures"}),
+    # imported (transitively) by every rule that evaluates a model, never by the report rules
+    ("evaluate.py", {"rebound", "evaluate_ladder", "aggregate", "claims", "figures"}),
+    ("provenance.py", None),  # imported nearly everywhere: at least the model rules rerun
+])
+def test_library_change_reruns_only_the_rules_that_import_it(smoke_study, tmp_path, module, rules):
+    rerun = jobs_to_run(smoke_study.parents[1], env=_changed_library(tmp_path, module)) - {"all"}
+    if rules is None:
+        assert {"pretrain", "rebound", "manifest"} <= rerun
+    else:
+        assert rerun == rules | {"manifest"}
 
 
 @pytest.mark.slow
 def test_report_renders_every_figure_and_the_claims(smoke_study):
     workdir = smoke_study.parents[1]
-    report = smoke_study / "report.html"
+    report = workdir / "report.html"
     proc = subprocess.run([SNAKEMAKE, "--cores", "1", "--configfile", "config/smoke.yaml",
                            "--report", str(report)], cwd=workdir, env=ENV, capture_output=True,
                           text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = report.read_text(errors="replace")
-    for name in ["rebound_sentiment", "two_phase_safety", "kl_rebound", "ladder", "claims.csv"]:
+    for name in ["rebound_sentiment", "cue_gap", "kl_rebound", "ladder", "claims.csv",
+                 "regime.csv"]:
         assert name in html, name

@@ -1,275 +1,148 @@
-"""The claims table: per claim of the paper, what was measured, a 95 % CI, and a verdict.
+"""The claims table: per claim of the paper (and springback's elasticity statistics), what was
+measured, a 95 % CI, a verdict, and the paired comparison with every control.
 
-Measurements use, by default (``claims.metric``), the exact target probability ``p_target`` (mean
-over prompts of P(target behaviour | prompt)): the behaviour the judge scores, without sampling
-noise. Hub mode, whose tasks have no exact target probability, uses the judged ``score``.
+Everything is computed from the per-prompt table (``tables/prompts.parquet``) by the statistics
+core (``springback.elasticity``), so a user can recompute claims.csv from that file alone:
 
-Uncertainty: a two-level bootstrap: each replicate resamples seeds, then prompts within each seed,
-jointly for every curve of a condition (so differences between curves keep their pairing), and
-recomputes the statistic on the replicate's mean curves. The CI is the percentile interval.
+    python -m springback.claims results/toy/tables/prompts.parquet claims.csv
 
-Verdict rule (``springback.stats.verdict``): *supported* if the CI lies entirely on the paper's side
-of the null, *refuted* if entirely on the other side, else *inconclusive*. ``attributable`` is True
-only if the effect's CI lies entirely beyond the same statistic's CI on the random-init control
-(``springback.stats.attributable``): an effect the untrained model shows equally is fine-tuning
-geometry, not elasticity from pretraining.
-
-Two-phase fits are made on the linear n_neg axis, as the paper reads its curves ("a fast drop for
-the first negatives, then a slow one"); on a log axis a plain exponential decay would already look
-two-phased.
+Roles: the pretrained base of the main world is the *effect*; the controls are the bases whose
+``role`` names one (``random_init``, ``pre_emergence``, ``mirror``). For every replicate of the
+paired bootstrap the statistic is computed on the effect and on the control, and ``difference``
+= effect - control; ``attributable`` is "yes" when the claim is supported and the difference's
+CI lies entirely on the paper's side of 0 (the effect exceeds what the control shows in the same
+replicate), "no" when either fails, "undetermined" when the difference has no CI (``control_defined`` = the share of
+replicates in which the control's statistic exists: 0 when, e.g., the control never returns to its
+base level within the n_neg grid).
+The verdict tests the statistic against its null (1 for ratios, 0 for differences).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import sys
 
 import numpy as np
 import pandas as pd
 
-from springback.stats import attributable, crossing_point, seed_bootstrap, verdict
+from springback.elasticity import (CONDITION, curve_stats, make_cube, make_draws,
+                                   replicate_curves, summarise, verdict)
 
 STATEMENTS = {
-    "C2": "Two-phase rebound: the score falls fast for the first perturbation examples, then slowly.",
-    "C3": "More alignment data springs back faster: a faster early drop and fewer examples to "
-          "return to the base level.",
+    "C2": "Two-phase rebound: log-odds move fast until the base level, then slowly.",
+    "C3": "More alignment data springs back faster: fewer negatives to return to base, and a "
+          "stiffer pretrained state once there.",
     "C8": "Bidirectional: aligning on the contrary data first, then perturbing with the target "
           "data, shows the same two-phase rebound.",
+    "E1": "Retained stiffness: after springing back to the base level, moving 2 nats beyond it "
+          "takes more examples than leaving the base the first time (S > 1).",
+    "E2": "Context recovery: during the perturbation the pretrained cue -> behaviour mapping comes "
+          "back (peak cue gap minus the gap right after alignment, as a share of the base's).",
 }
 
-
-@dataclass
-class Cube:
-    """p_target of every checkpoint of one (task, base, direction): [n_pos, seed, n_neg, prompt]."""
-
-    values: np.ndarray
-    n_pos: np.ndarray
-    n_neg: np.ndarray
-    sign: float  # +1 if the perturbation raises the target behaviour (reversed), -1 if it lowers it
-
-
-def make_cube(prompts: pd.DataFrame, metric: str = "p_target") -> Cube:
-    """Reshape the per-prompt rows of one condition into a complete 4-d array."""
-    frame = prompts.sort_values(["n_pos", "seed", "n_neg", "prompt"])
-    shape = [frame[c].nunique() for c in ("n_pos", "seed", "n_neg", "prompt")]
-    if int(np.prod(shape)) != len(frame):
-        raise ValueError(f"incomplete grid of checkpoints for {metric}: {shape} vs {len(frame)} rows")
-    direction = frame["direction"].iloc[0]
-    return Cube(frame[metric].to_numpy(float).reshape(shape), np.sort(frame["n_pos"].unique()),
-                np.sort(frame["n_neg"].unique()), 1.0 if direction == "reversed" else -1.0)
+# (claim, direction, statistic, arm ("deep" = largest n_pos, "gain" = largest minus smallest),
+#  null); the paper's side is always "greater than the null".
+SPECS = [
+    ("C2", "forward", "two_phase", "deep", 1.0),
+    ("C3", "forward", "return_saving", "gain", 0.0),
+    ("C3", "forward", "stiffness_gain", "gain", 0.0),
+    ("C8", "reversed", "two_phase", "deep", 1.0),
+    ("E1", "forward", "stiffness", "deep", 1.0),
+    ("E2", "forward", "recovery", "deep", 0.0),
+]
 
 
-def replicate_means(values: np.ndarray, n_boot: int, seed: int) -> np.ndarray:
-    """Mean curves [replicate, n_pos, n_neg]; replicate 0 is the point estimate."""
-    rng = np.random.default_rng(seed)
-    _, n_seeds, _, n_prompts = values.shape
-    out = [values.mean(axis=(1, 3))]
-    for _ in range(n_boot):
-        seeds = rng.integers(n_seeds, size=n_seeds)
-        picks = rng.integers(n_prompts, size=(n_seeds, n_prompts))
-        sample = values[:, seeds][:, np.arange(n_seeds)[:, None], :, picks]  # [seed, prompt, pos, neg]
-        out.append(sample.mean(axis=(0, 1)))
-    return np.stack(out)
+def claim_values(stats: dict[str, np.ndarray], name: str) -> np.ndarray:
+    """Replicate values of a claim statistic from curve statistics [B, arm]."""
+    if name == "return_saving":  # smallest aligned arm minus deepest: > 0 = deeper returns sooner
+        return stats["return_count"][:, 1] - stats["return_count"][:, -1]
+    if name == "stiffness_gain":
+        return stats["stiffness"][:, -1] - stats["stiffness"][:, 1]
+    return stats[name][:, -1]
 
 
-def hinge_slopes(x: np.ndarray, curves: np.ndarray, n_grid: int = 100) -> np.ndarray:
-    """Least-squares continuous hinge per curve (rows of ``curves``): [slope1, slope2, breakpoint]."""
-    grid = np.linspace(x.min(), x.max(), n_grid + 2)[1:-1]
-    best_sse = np.full(len(curves), np.inf)
-    best = np.zeros((len(curves), 3))
-    for c in grid:
-        design = np.column_stack([np.ones_like(x), x, np.maximum(x - c, 0.0)])
-        coef, *_ = np.linalg.lstsq(design, curves.T, rcond=None)
-        sse = ((design @ coef - curves.T) ** 2).sum(axis=0)
-        better = sse < best_sse
-        best_sse[better] = sse[better]
-        best[better] = np.column_stack([coef[1], coef[1] + coef[2], np.full(len(curves), c)])[better]
-    return best
+def condition_stats(cube, draws, *, beyond: float, gap_ref=None):
+    level, gap = replicate_curves(cube, draws)
+    return curve_stats(cube.n_neg.astype(float), level, gap, cube.sign, beyond=beyond,
+                       gap_ref=gap_ref), gap[:, 0, 0]
 
 
-# --- statistics of replicate mean curves Y[replicate, n_pos, n_neg] (n_pos row 0 = departure
-# control, column 0 = the aligned model before perturbation); each returns one value per replicate.
-
-def phase_contrast(cube: Cube, y: np.ndarray) -> np.ndarray:
-    """(early slope - late slope) of the deepest alignment, in the perturbation's direction,
-    per 100 examples: > 0 when the first phase is steeper."""
-    slopes = hinge_slopes(cube.n_neg.astype(float), y[:, -1])
-    return cube.sign * (slopes[:, 0] - slopes[:, 1]) * 100
-
-
-def early_rate(cube: Cube, y: np.ndarray, row: int, window: int) -> np.ndarray:
-    """Movement toward the perturbation per 100 examples over the first ``window`` examples."""
-    k = max(int(np.searchsorted(cube.n_neg, window, side="right")) - 1, 1)
-    return cube.sign * (y[:, row, k] - y[:, row, 0]) / cube.n_neg[k] * 100
-
-
-def return_count(cube: Cube, y: np.ndarray, row: int) -> np.ndarray:
-    """Perturbation examples until the curve reaches the base level (interpolated; NaN if never)."""
-    direction = "up" if cube.sign > 0 else "down"
-    x = cube.n_neg.astype(float)
-    return np.array([crossing_point(x, rep[row], rep[0, 0], direction=direction) for rep in y])
+def claim_row(claim, stat, null, key, effect, control_name, control) -> dict:
+    value, low, high = summarise(effect)
+    row = {"claim": claim, "statement": STATEMENTS[claim], **key, "statistic": stat,
+           "null": null, "value": value, "ci_low": low, "ci_high": high,
+           "verdict": verdict(low, high, null), "control": control_name}
+    if control is None:
+        return {**row, "control_value": np.nan, "control_defined": np.nan, "difference": np.nan,
+                "diff_ci_low": np.nan, "diff_ci_high": np.nan, "attributable": "undetermined"}
+    c_value = summarise(control)[0]
+    diff, d_low, d_high = summarise(effect - control)
+    return {**row, "control_value": c_value,
+            "control_defined": float(np.isfinite(control[1:]).mean()),
+            "difference": diff, "diff_ci_low": d_low, "diff_ci_high": d_high,
+            "attributable": attribution(row["verdict"], d_low)}
 
 
-def early_drop_gain(cube: Cube, y: np.ndarray, window: int) -> np.ndarray:
-    """Early rate of the largest n_pos minus that of the smallest (> 0: more data, faster)."""
-    return early_rate(cube, y, -1, window) - early_rate(cube, y, 1, window)
+def attribution(verdict_: str, diff_low: float) -> str:
+    """yes: the claim is supported and the paired difference's CI lies above 0 (the effect
+    exceeds the control's in the same replicates); no: either fails; undetermined: the
+    difference has no CI (the statistic is undefined on the effect or the control in most
+    replicates, e.g. a control that never returns to its base level within the grid:
+    ``control_defined`` says how often it exists)."""
+    if not np.isfinite(diff_low):
+        return "undetermined"
+    return "yes" if verdict_ == "supported" and diff_low > 0 else "no"
 
 
-def return_saving(cube: Cube, y: np.ndarray) -> np.ndarray:
-    """Examples to return for the smallest n_pos minus for the largest (> 0: more data, fewer)."""
-    return return_count(cube, y, 1) - return_count(cube, y, -1)
-
-
-def bootstrap_stat(cube: Cube, fn: Callable[[Cube, np.ndarray], np.ndarray], *, n_boot: int,
-                   seed: int) -> tuple[float, float, float]:
-    """(point value, CI low, CI high) of fn over two-level bootstrap replicates; the CI is NaN
-    when fewer than half of the replicates give a finite value (e.g. the curve never returns)."""
-    vals = fn(cube, replicate_means(cube.values, n_boot, seed))
-    boot = vals[1:][np.isfinite(vals[1:])]
-    if boot.size < 0.5 * n_boot:
-        return float(vals[0]), np.nan, np.nan
-    low, high = np.quantile(boot, [0.025, 0.975])
-    return float(vals[0]), float(low), float(high)
-
-
-# --- tables -----------------------------------------------------------------------------------
-
-def cubes(prompts: pd.DataFrame, metric: str = "p_target") -> dict[tuple, Cube]:
-    """A cube per (task, size, pretrain_tokens, direction)."""
-    keys = ["task", "size", "pretrain_tokens", "direction"]
-    return {key: make_cube(frame, metric) for key, frame in prompts.groupby(keys)}
-
-
-def claim_specs(window: int) -> list[tuple[str, str, str, Callable]]:
-    """(claim, direction, statistic name, statistic) of every claim row; the paper expects > 0."""
-    return [
-        ("C2", "forward", "phase_contrast_per_100", phase_contrast),
-        ("C3", "forward", "early_drop_gain_per_100",
-         lambda c, y: early_drop_gain(c, y, window)),
-        ("C3", "forward", "return_saving_examples", return_saving),
-        ("C8", "reversed", "phase_contrast_per_100", phase_contrast),
-    ]
-
-
-def claim_row(claim: str, stat: str, key: tuple, effect: tuple, control: tuple | None,
-              n: int) -> dict:
-    task, size, tokens, direction = key
-    value, low, high = effect
-    c_value, c_low, c_high = control if control else (np.nan, np.nan, np.nan)
-    return {"claim": claim, "statement": STATEMENTS[claim], "task": task, "size": size,
-            "pretrain_tokens": tokens, "direction": direction, "statistic": stat,
-            "value": value, "ci_low": low, "ci_high": high, "n": n,
-            "verdict": verdict(low, high, null=0.0, expected="greater"),
-            "control_value": c_value, "control_ci_low": c_low, "control_ci_high": c_high,
-            "attributable": attributable(low, high, c_low, c_high, expected="greater")}
-
-
-def claims_table(prompts: pd.DataFrame, *, window: int, n_boot: int, seed: int = 0,
-                 metric: str = "p_target") -> pd.DataFrame:
-    """C2, C3, C8 rows for every pretrained base, each beside its random-init control (hub mode
-    has no random-init base: control columns are empty and nothing is attributable)."""
-    all_cubes = cubes(prompts, metric)
+def claims_table(prompts: pd.DataFrame, *, n_boot: int, beyond: float = 2.0, seed: int = 0,
+                 metric: str = "logodds") -> pd.DataFrame:
+    """Every claim row for every main (effect) condition, once per control of the same task,
+    size and direction (or once with control "none" when there is no control)."""
+    groups = {key: frame for key, frame in prompts.groupby(CONDITION + ["role"])}
+    shape = tuple(prompts[c].nunique() for c in ("pretrain_seed", "seed", "prompt"))
+    draws = make_draws(n_boot, shape, seed)
+    cubes = {key: make_cube(frame, metric) for key, frame in groups.items()}
     rows = []
-    for claim, direction, stat, fn in claim_specs(window):
-        for key, cube in all_cubes.items():
-            if key[3] != direction or key[2] == 0:
+    for claim, direction, stat, _, null in SPECS:
+        for key, cube in cubes.items():
+            if key[-1] != "main" or key[5] != direction:
                 continue
-            control = all_cubes.get((key[0], key[1], 0, direction))
-            effect = bootstrap_stat(cube, fn, n_boot=n_boot, seed=seed)
-            ctrl = bootstrap_stat(control, fn, n_boot=n_boot, seed=seed) if control else None
-            n = cube.values.shape[1] * cube.values.shape[3]
-            rows.append(claim_row(claim, stat, key, effect, ctrl, n))
+            stats, base_gap = condition_stats(cube, draws, beyond=beyond)
+            effect = claim_values(stats, stat)
+            n_runs = cube.runs
+            label = dict(zip(CONDITION, key[:-1]), n_runs=n_runs)
+            controls = {k[-1]: c for k, c in cubes.items()
+                        if k[-1] != "main" and (k[0], k[2], k[4], k[5]) == (key[0], key[2], key[4], key[5])}
+            if not controls:
+                rows.append(claim_row(claim, stat, null, label, effect, "none", None))
+            for name, c_cube in sorted(controls.items()):
+                c_stats, _ = condition_stats(c_cube, draws, beyond=beyond, gap_ref=base_gap)
+                rows.append(claim_row(claim, stat, null, label, effect, name,
+                                      claim_values(c_stats, stat)))
     return pd.DataFrame(rows)
 
 
-def elasticity_table(prompts: pd.DataFrame, *, n_boot: int, seed: int = 0,
-                     metric: str = "p_target") -> pd.DataFrame:
-    """Per aligned model: alignment lift, elasticity (share of the lift lost at the first
-    perturbation grid point) and examples to return to the base level, each with a 95 % CI."""
-    stats = {
-        "lift": lambda c, y, r: -c.sign * (y[:, r, 0] - y[:, 0, 0]),
-        "elasticity": lambda c, y, r: (y[:, r, 0] - y[:, r, 1]) / (y[:, r, 0] - y[:, 0, 0]),
-        "return_examples": lambda c, y, r: return_count(c, y, r),
-    }
-    rows = []
-    for key, cube in cubes(prompts, metric).items():
-        for r, n_pos in enumerate(cube.n_pos):
-            if n_pos == 0:
-                continue
-            row = dict(zip(["task", "size", "pretrain_tokens", "direction"], key), n_pos=n_pos)
-            for name, fn in stats.items():
-                value, low, high = bootstrap_stat(cube, lambda c, y: fn(c, y, r), n_boot=n_boot,
-                                                  seed=seed)
-                row.update({name: value, f"{name}_low": low, f"{name}_high": high})
-            rows.append(row)
-    return pd.DataFrame(rows)
+def write_claims(*, prompts: str, checkpoints: str, n_boot: int, beyond: float,
+                 max_dp_rise: float, out: dict[str, str], metric: str = "logodds") -> None:
+    """claims.csv and the elasticity, per-run and regime tables of a study."""
+    from springback.tables import elasticity_table, regime_table, runs_table
 
-
-def seed_curves(checkpoints: pd.DataFrame, metric: str) -> dict[tuple, tuple[np.ndarray, np.ndarray]]:
-    """Per (task, size, pretrain_tokens, direction, n_pos): n_neg grid and [seed, n_neg] values."""
-    rebound = checkpoints[checkpoints["algo"] != "none"]
-    keys = ["task", "size", "pretrain_tokens", "direction", "n_pos"]
-    out = {}
-    for key, frame in rebound.groupby(keys):
-        wide = frame.pivot_table(index="seed", columns="n_neg", values=metric)
-        if wide.size:  # a metric that is undefined here (e.g. the cue gap in hub mode) is all NaN
-            out[key] = (wide.columns.to_numpy(float), wide.to_numpy(float))
-    return out
-
-
-def kl_table(checkpoints: pd.DataFrame, *, epsilon: float, n_boot: int) -> pd.DataFrame:
-    """The paper's Table 3: KL to base right after alignment, and the perturbation examples that
-    bring the mean KL below ``epsilon`` (linear interpolation between grid points; NaN if the
-    grid never gets there), each with a 95 % CI over seeds."""
-    rows = []
-    for key, (x, kl) in seed_curves(checkpoints, "kl_to_base").items():
-        if key[4] == 0:
-            continue
-        after = seed_bootstrap(kl[:, 0], np.mean, n_boot=n_boot)
-        below = seed_bootstrap(kl, lambda a: crossing_point(x, a.mean(0), epsilon), n_boot=n_boot)
-        rows.append({**dict(zip(["task", "size", "pretrain_tokens", "direction", "n_pos"], key)),
-                     "kl_aligned": after[0], "kl_aligned_low": after[1],
-                     "kl_aligned_high": after[2], "epsilon": epsilon, "n_to_epsilon": below[0],
-                     "n_to_epsilon_low": below[1], "n_to_epsilon_high": below[2]})
-    return pd.DataFrame(rows)
-
-
-MIN_CUE_GAP = 1.0  # nats: below this the base does not follow the context, recovery is undefined
-
-
-def recovery_table(checkpoints: pd.DataFrame, *, n_boot: int) -> pd.DataFrame:
-    """Context following coming back: the peak, over the perturbation, of the cue gap as a share
-    of the base model's, and the n_neg where the mean curve peaks (CI over seeds)."""
-    curves = seed_curves(checkpoints, "cue_gap")
-    rows = []
-    for key, (x, gap) in curves.items():
-        base = curves.get((*key[:4], 0))
-        if key[4] == 0 or base is None:
-            continue
-        base_gap = base[1][:, 0].mean()
-        if abs(base_gap) < MIN_CUE_GAP:  # the base never learned the mapping: nothing to recover
-            peak = (np.nan, np.nan, np.nan)
-        else:
-            peak = seed_bootstrap(gap, lambda a: np.max(a.mean(0)[1:]) / base_gap, n_boot=n_boot)
-        rows.append({**dict(zip(["task", "size", "pretrain_tokens", "direction", "n_pos"], key)),
-                     "base_cue_gap": base_gap, "aligned_cue_gap": gap[:, 0].mean(),
-                     "peak_recovery": peak[0], "peak_recovery_low": peak[1],
-                     "peak_recovery_high": peak[2],
-                     "peak_at_n_neg": x[1:][int(np.argmax(gap.mean(0)[1:]))]})
-    return pd.DataFrame(rows)
-
-
-def write_claims(*, checkpoints: str, metrics: list[str], prompts: list[str], window: int,
-                 epsilon: float, n_boot: int, out: dict[str, str],
-                 metric: str = "p_target") -> None:
-    """Write claims.csv and the elasticity, KL-rebound and recovery tables."""
-    from springback.tables import prompt_table
-
-    per_prompt = prompt_table(prompts, metrics)
-    table = pd.read_csv(checkpoints)
-    claims_table(per_prompt, window=window, n_boot=n_boot, metric=metric).to_csv(
+    per_prompt, table = pd.read_parquet(prompts), pd.read_csv(checkpoints)
+    claims_table(per_prompt, n_boot=n_boot, beyond=beyond, metric=metric).to_csv(
         out["claims"], index=False)
-    elasticity_table(per_prompt, n_boot=n_boot, metric=metric).to_csv(out["elasticity"],
-                                                                       index=False)
-    kl_table(table, epsilon=epsilon, n_boot=n_boot).to_csv(out["kl"], index=False)
-    recovery_table(table, n_boot=n_boot).to_csv(out["recovery"], index=False)
+    elasticity_table(per_prompt, table, n_boot=n_boot, beyond=beyond, metric=metric).to_csv(
+        out["elasticity"], index=False)
+    runs = runs_table(per_prompt, table, beyond=beyond, metric=metric)
+    runs.to_csv(out["runs"], index=False)
+    regime_table(table, runs, max_dp_rise=max_dp_rise).to_csv(out["regime"], index=False)
+
+
+def main(argv: list[str]) -> None:
+    """``python -m springback.claims PROMPTS.parquet OUT.csv [N_BOOT]``."""
+    if len(argv) not in (2, 3):
+        raise SystemExit("usage: python -m springback.claims PROMPTS.parquet OUT.csv [N_BOOT]")
+    n_boot = int(argv[2]) if len(argv) == 3 else 1000
+    claims_table(pd.read_parquet(argv[0]), n_boot=n_boot).to_csv(argv[1], index=False)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -45,22 +45,51 @@ def check_models(cfg: dict) -> None:
             raise ConfigError(f"config key pretrain.tokens has no budget for model size {name!r}")
 
 
-def check_grids(rebound: dict) -> None:
+def check_grids(rebound: dict, evaluate: dict | None = None) -> None:
+    """Grids the statistics can use: increasing multiples of the batch size (every optimiser step
+    sees batch_size examples), n_neg from 0 with >= 4 points, >= 2 alignment amounts."""
     _increasing(rebound["n_pos"], "rebound.n_pos")
     _increasing(rebound["n_neg"], "rebound.n_neg")
     if rebound["n_neg"][0] != 0:
         raise ConfigError("config key rebound.n_neg must start at 0 (the aligned model itself)")
+    for key in ("n_pos", "n_neg"):
+        off = [n for n in rebound[key] if n % rebound["batch_size"]]
+        if off:
+            raise ConfigError(f"config key rebound.{key}: {off} are not multiples of "
+                              f"rebound.batch_size ({rebound['batch_size']})")
+    text_at = (evaluate or {}).get("text_at") or []
+    off = sorted(set(text_at) - set(rebound["n_neg"]))
+    if off:
+        raise ConfigError(f"config key evaluate.text_at: {off} are not on the rebound.n_neg grid")
+
+
+def check_roles(cfg: dict) -> None:
+    """At least one main base; a mirror base needs mirror-world seeds; one base per role."""
+    bases = cfg["rebound"]["bases"]
+    roles = [b.get("role", "main") for b in bases]
+    if "main" not in roles:
+        raise ConfigError("config key rebound.bases needs a base with role main (the effect)")
+    for i, b in enumerate(bases):
+        if b.get("world", "main") == "mirror" and not cfg["pretrain"].get("mirror_seeds"):
+            raise ConfigError(f"config key rebound.bases[{i}].world: mirror needs "
+                              "pretrain.mirror_seeds")
+        if roles[i] != "main" and roles.count(roles[i]) > 1:
+            raise ConfigError(f"config key rebound.bases[{i}].role: {roles[i]!r} is used twice")
 
 
 def check_rebound(cfg: dict) -> None:
     rebound, world = cfg["rebound"], cfg["world"]
-    check_grids(rebound)
+    check_grids(rebound, cfg.get("evaluate"))
     for key in ("n_pos", "n_neg"):
         if max(rebound[key]) > world["task_pool"]:
             raise ConfigError(f"config key rebound.{key} asks for {max(rebound[key])} examples "
                               f"but world.task_pool is {world['task_pool']}")
     for i, base in enumerate(rebound["bases"]):
         check_base(cfg, base, f"rebound.bases[{i}]")
+    check_roles(cfg)
+    screen = cfg.get("screen")
+    if screen:
+        check_grids({**rebound, "n_pos": screen["n_pos"]})
 
 
 def check_base(cfg: dict, base: dict, key: str) -> None:
@@ -111,7 +140,7 @@ def check_study_config(cfg: dict) -> None:
     check_results_folder(cfg["study"])
     if cfg.get("mode", "toy") == "hub":
         check_hub(cfg)
-        check_grids(cfg["rebound"])
+        check_grids(cfg["rebound"], cfg.get("evaluate"))
         return
     if sum(cfg["world"]["genre_mix"].values()) <= 0:
         raise ConfigError("config key world.genre_mix must have a positive share")

@@ -35,6 +35,7 @@ class EvalSet:
 
     prompt_ids: list[list[int]]
     contexts: np.ndarray          # True where the pretrained context favours the target behaviour
+    clean: np.ndarray             # True where every cue of the prompt agrees with its context
     target_ids: list[int] | None  # first tokens of the target behaviour (None: not known, hub)
     contrary_ids: list[int] | None
     judge: Judge
@@ -75,19 +76,27 @@ def padded(seqs: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Ten
 
 
 @torch.no_grad()
-def behaviour_probs(model, ev: EvalSet) -> tuple[np.ndarray, np.ndarray]:
-    """Per prompt: P(target | target or contrary first token) and the mass on both sets
-    (NaN where the task defines no target tokens)."""
+def behaviour_probs(model, ev: EvalSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per prompt: P(target | target or contrary first token), the mass on both sets, and the
+    exact log-odds log P(target set) - log P(contrary set) from the log-softmax (no clipping);
+    NaN where the task defines no target tokens."""
     if not ev.target_ids:
         nan = np.full(len(ev.prompt_ids), np.nan)
-        return nan, nan
-    ids, _ = padded(ev.prompt_ids, ev.pad_id, left=False)  # right padding keeps positions exact
-    last = torch.tensor([len(p) - 1 for p in ev.prompt_ids])
-    logits = model(input_ids=ids.to(device_of(model))).logits[torch.arange(len(ids)), last]
-    probs = logits.float().softmax(-1)
-    target = probs[:, ev.target_ids].sum(-1)
-    contrary = probs[:, ev.contrary_ids].sum(-1)
-    return (target / (target + contrary)).cpu().numpy(), (target + contrary).cpu().numpy()
+        return nan, nan, nan
+    # left padding with positions counted from each prompt's first token puts every prompt's
+    # last position at the end, so the model's own head runs there only (logits_to_keep=1: with
+    # a 256 k vocabulary the full-sequence logits are most of a hub model's cost)
+    ids, mask = padded(ev.prompt_ids, ev.pad_id, left=True)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+    dev = device_of(model)
+    logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev),
+                   position_ids=positions.to(dev), logits_to_keep=1).logits[:, -1]
+    logp = logits.float().log_softmax(-1)
+    target = logp[:, ev.target_ids].logsumexp(-1)
+    contrary = logp[:, ev.contrary_ids].logsumexp(-1)
+    lo = (target - contrary).double()
+    both = torch.logaddexp(target, contrary).exp()
+    return torch.sigmoid(lo).cpu().numpy(), both.cpu().numpy(), lo.cpu().numpy()
 
 
 @torch.no_grad()
@@ -157,24 +166,33 @@ def set_base(base_model, ev: EvalSet) -> None:
     ev.base, ev.base_cache = base_model, {}
 
 
-def log_odds(p: np.ndarray, eps: float = 1e-6) -> np.ndarray:
-    p = np.clip(p, eps, 1 - eps)
-    return np.log(p / (1 - p))
+def cue_gap(lo: np.ndarray, contexts: np.ndarray, clean: np.ndarray) -> float:
+    """Mean log-odds of the target behaviour in the target-favouring context minus in the other,
+    over clean-cue prompts only (NaN when a context has none): how far behaviour follows the
+    pretrained context mapping, which a context-blind model cannot fake."""
+    a, b = lo[contexts & clean], lo[~contexts & clean]
+    return float(a.mean() - b.mean()) if len(a) and len(b) else float("nan")
 
 
-def evaluate_checkpoint(model, tokenizer, ev: EvalSet, *, seed: int) -> tuple[dict, dict]:
-    """Checkpoint-level metrics and per-prompt columns (score, p_target, logodds, context)."""
-    p_target, coverage = behaviour_probs(model, ev)
-    scores = np.array(ev.judge(sample_continuations(model, tokenizer, ev, seed=seed)), dtype=float)
-    lo = log_odds(p_target)
+def evaluate_checkpoint(model, tokenizer, ev: EvalSet, *, seed: int, text: bool = True,
+                        sample: bool = True) -> tuple[dict, dict]:
+    """Checkpoint-level metrics and per-prompt columns (score, p_target, logodds).
+
+    The exact behaviour probabilities cost one forward pass over the prompts; ``text`` adds
+    bits/byte and KL on the held-out sets, ``sample`` the judged score of sampled continuations
+    (NaN when skipped)."""
+    p_target, coverage, lo = behaviour_probs(model, ev)
+    n = len(ev.prompt_ids)
+    scores = (np.array(ev.judge(sample_continuations(model, tokenizer, ev, seed=seed)), dtype=float)
+              if sample else np.full(n, np.nan))
+    nan_text = {f"bpb_{k}": float("nan") for k in ev.texts} | {"kl_to_base": float("nan")}
     metrics = {
         "score": float(scores.mean()),
         "p_target": float(np.mean(p_target)),
         "logodds": float(np.mean(lo)),
-        "cue_gap": float(lo[ev.contexts].mean() - lo[~ev.contexts].mean())
-        if ev.contexts.any() and (~ev.contexts).any() else float("nan"),
+        "cue_gap": cue_gap(lo, ev.contexts, ev.clean),
         "coverage": float(np.mean(coverage)),
-        **text_metrics(model, ev),
+        **(text_metrics(model, ev) if text else nan_text),
     }
-    per_prompt = {"score": scores, "p_target": p_target, "logodds": lo, "context": ev.contexts}
+    per_prompt = {"score": scores, "p_target": p_target, "logodds": lo}
     return metrics, per_prompt

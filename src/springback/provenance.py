@@ -39,6 +39,36 @@ def git_commit(cwd: str | Path = ".") -> str:
     return (head + ("+dirty" if dirty else "")) if head else "unknown"
 
 
+def _imports(path: Path) -> set[str]:
+    """springback modules named by the import statements of a source file."""
+    import ast
+
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return {n for n in names if n.split(".")[0] == "springback"}
+
+
+def import_closure(library: Path, sources) -> list[Path]:
+    """The springback source files that ``sources`` (paths of Python files) import, directly or
+    transitively, in a fixed order (``library`` is the installed package folder)."""
+    todo, seen, found = [Path(s) for s in sources], set(), set()
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        if path.is_relative_to(library):
+            found.add(path)
+        for name in _imports(path):
+            rel = Path(*name.split(".")[1:])
+            todo += [library / f"{rel}.py", library / rel / "__init__.py"]
+    return sorted(found)
+
+
 def record(params: dict, **fields) -> dict:
     """A provenance record: config hash of ``params``, the params, versions, commit, extra fields."""
     return {"config_hash": config_hash(params), "params": params, "versions": versions(),

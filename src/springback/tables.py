@@ -1,63 +1,174 @@
-"""Aggregation: the tidy per-checkpoint table and the per-condition curves with CIs."""
+"""Aggregation: the per-checkpoint and per-prompt tables of a study, the curves with CIs, and the
+elasticity, per-run, regime and KL-rebound tables, all from the statistics core
+(``springback.elasticity``)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from springback.stats import bootstrap_ci, hierarchical_bootstrap_means
+from springback.elasticity import (CONDITION, curve_stats, kl_stats, make_cube, make_draws,
+                                   replicate_curves, replicate_metric, run_curves, summarise)
 
-CONDITION = ["task", "size", "params", "pretrain_tokens", "algo", "direction", "n_pos", "n_neg"]
-SEED_METRICS = ["cue_gap", "logodds", "kl_to_base", "bpb_pretrain", "bpb_align", "bpb_perturb"]
-PROMPT_METRICS = ["score", "p_target"]
+KEYS = ["world", "size", "pretrain_seed", "pretrain_tokens", "params"]
+CHECKPOINT_METRICS = ["score", "p_target", "kl_to_base", "bpb_pretrain", "bpb_align", "bpb_perturb"]
+BPB = {"bpb_perturb": "D_t", "bpb_align": "D_a", "bpb_pretrain": "D_p"}
 
 
-def checkpoint_table(metrics: list[str], ladder: str) -> pd.DataFrame:
+def role_of(frame: pd.DataFrame, roles: list[dict]) -> pd.Series:
+    """The role of each row's base: "main", or the control named by the config's bases."""
+    out = pd.Series("main", index=frame.index)
+    for r in roles:
+        hit = ((frame["world"] == r["world"]) & (frame["size"] == r["size"])
+               & (frame["pretrain_tokens"] == r["tokens"]))
+        out[hit] = r["role"]
+    return out
+
+
+def checkpoint_table(metrics: list[str], ladder: str, roles: list[dict]) -> pd.DataFrame:
     """One row per evaluated checkpoint: rebound checkpoints (algo sft) and the ladder (none)."""
     frames = [pd.read_csv(m).assign(algo="sft") for m in metrics]
-    base = pd.read_csv(ladder).assign(algo="none", direction="none", n_pos=0, n_neg=0)
-    table = pd.concat(frames + [base], ignore_index=True)
-    first = CONDITION + ["seed"]
+    table = pd.concat(frames, ignore_index=True)
+    table.insert(0, "role", role_of(table, roles))
+    base = pd.read_csv(ladder).assign(algo="none", role="ladder", direction="none", n_pos=0, n_neg=0)
+    table = pd.concat([table, base], ignore_index=True)
+    first = ["role", "task", *KEYS, "algo", "direction", "n_pos", "n_neg", "seed"]
     return table[first + [c for c in table.columns if c not in first]]
 
 
-def prompt_table(prompts: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Per-prompt rows of every rebound job, with the job's task/size/tokens columns."""
+def prompt_table(prompts: list[str], metrics: list[str], roles: list[dict]) -> pd.DataFrame:
+    """Per-prompt rows of every rebound job with every key of its checkpoint."""
     frames = []
     for p, m in zip(prompts, metrics):
-        keys = pd.read_csv(m, nrows=1)[["size", "params", "pretrain_tokens"]].iloc[0]
-        frames.append(pd.read_parquet(p).assign(algo="sft", **keys.to_dict()))
-    return pd.concat(frames, ignore_index=True)
+        keys = pd.read_csv(m, nrows=1)[KEYS].iloc[0].to_dict()
+        frames.append(pd.read_parquet(p).assign(algo="sft", **keys))
+    table = pd.concat(frames, ignore_index=True)
+    table.insert(0, "role", role_of(table, roles))
+    return table
 
 
-def curves(checkpoints: pd.DataFrame, prompts: pd.DataFrame, *, n_boot: int) -> pd.DataFrame:
-    """Mean and 95 % CI per condition: prompt-level metrics by a two-level (seed, prompt)
-    bootstrap; checkpoint-level metrics by a bootstrap over seeds."""
-    out = None
-    for metric in PROMPT_METRICS:
-        frame = hierarchical_bootstrap_means(prompts.rename(columns={metric: "value"}),
-                                             group_cols=CONDITION, n_boot=n_boot)
-        frame = frame.rename(columns={"mean": metric, "ci_low": f"{metric}_low",
-                                      "ci_high": f"{metric}_high"})
-        if out is None:
-            out = frame
-        elif len(frame):
-            out = out.merge(frame.drop(columns="n_seeds"), on=CONDITION, how="left")
-        else:  # a metric undefined everywhere (p_target in hub mode) stays NaN
-            out[[metric, f"{metric}_low", f"{metric}_high"]] = np.nan
+def conditions(prompts: pd.DataFrame, checkpoints: pd.DataFrame, n_boot: int, seed: int = 0,
+               metric: str = "logodds"):
+    """(key, cube, checkpoint-metric arrays, draws) per condition, shared draws for all; the
+    cube holds the per-prompt ``metric`` (log-odds, or the judged score in hub mode)."""
+    shape = tuple(prompts[c].nunique() for c in ("pretrain_seed", "seed", "prompt"))
+    draws = make_draws(n_boot, shape, seed)
     rebound = checkpoints[checkpoints["algo"] != "none"]
-    seed_level = rebound.groupby(CONDITION)[SEED_METRICS].agg(list).reset_index()
-    for metric in SEED_METRICS:
-        cis = [bootstrap_ci(np.array(v), n_boot=n_boot) for v in seed_level[metric]]
-        seed_level[f"{metric}_low"] = [c[0] for c in cis]
-        seed_level[f"{metric}_high"] = [c[1] for c in cis]
-        seed_level[metric] = [float(np.mean(v)) for v in seed_level[metric]]
-    return out.merge(seed_level, on=CONDITION, how="left").sort_values(CONDITION,
-                                                                       ignore_index=True)
+    by_key = dict(list(rebound.groupby(CONDITION + ["role"])))
+    for key, frame in prompts.groupby(CONDITION + ["role"]):
+        cube = make_cube(frame, metric)
+        rows = by_key[key].sort_values(["pretrain_seed", "seed", "n_pos", "n_neg"])
+        dims = (cube.values.shape[0], cube.values.shape[1], len(cube.n_pos), len(cube.n_neg))
+        metrics = {m: rows[m].to_numpy(float).reshape(dims) for m in CHECKPOINT_METRICS}
+        yield key, cube, metrics, draws
 
 
-def aggregate(*, metrics: list[str], prompts: list[str], ladder: str, out_checkpoints: str,
-              out_curves: str, n_boot: int) -> None:
-    table = checkpoint_table(metrics, ladder)
+def _interval_columns(name: str, reps: np.ndarray) -> dict:
+    value, low, high = summarise(reps)
+    return {name: value, f"{name}_low": low, f"{name}_high": high}
+
+
+def curves(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int,
+           metric: str = "logodds") -> pd.DataFrame:
+    """Per condition, arm and n_neg: the mean behaviour ``level`` (the claims' metric: log-odds,
+    or the judged score in hub mode) and its cue gap, with paired hierarchical bootstrap CIs, and
+    every checkpoint metric averaged over runs (CI over the same run draws)."""
+    rows = []
+    for key, cube, metrics, draws in conditions(prompts, checkpoints, n_boot, metric=metric):
+        level, gap = replicate_curves(cube, draws)
+        per_metric = {m: replicate_metric(v, draws) for m, v in metrics.items()}
+        for a, n_pos in enumerate(cube.n_pos):
+            for x, n_neg in enumerate(cube.n_neg):
+                row = dict(zip(CONDITION + ["role"], key), n_pos=n_pos, n_neg=n_neg)
+                row |= _interval_columns("level", level[:, a, x])
+                row |= _interval_columns("cue_gap", gap[:, a, x])
+                for m, reps in per_metric.items():
+                    row |= _interval_columns(m, reps[:, a, x])
+                rows.append(row)
+    return pd.DataFrame(rows)
+
+
+STATS = ["base_level", "lift", "return_count", "beyond_count", "departure_count", "stiffness",
+         "two_phase", "aligned_gap_share", "peak_gap_share", "recovery"]
+
+
+def elasticity_table(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int,
+                     beyond: float, metric: str = "logodds") -> pd.DataFrame:
+    """Per condition and aligned arm: every elasticity statistic and the KL rebound, with CIs
+    (each base's recovery is a share of its own base cue gap here; claims.csv uses the effect's)."""
+    rows = []
+    for key, cube, metrics, draws in conditions(prompts, checkpoints, n_boot, metric=metric):
+        x = cube.n_neg.astype(float)
+        level, gap = replicate_curves(cube, draws)
+        stats = curve_stats(x, level, gap, cube.sign, beyond=beyond)
+        stats |= kl_stats(x, replicate_metric(metrics["kl_to_base"], draws))
+        for a, n_pos in enumerate(cube.n_pos[1:], start=1):
+            row = dict(zip(CONDITION + ["role"], key), n_pos=n_pos, sign=cube.sign,
+                       beyond=beyond, metric=metric)
+            for name, reps in stats.items():
+                row |= _interval_columns(name, reps[:, a])
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def runs_table(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, beyond: float,
+               metric: str = "logodds") -> pd.DataFrame:
+    """Per run (pretraining seed x fine-tuning seed) and aligned arm: the point statistics."""
+    rows = []
+    for key, cube, metrics, _ in conditions(prompts, checkpoints, 0, metric=metric):
+        x = cube.n_neg.astype(float)
+        level, gap = run_curves(cube)
+        stats = curve_stats(x, level, gap, cube.sign, beyond=beyond) | kl_stats(x, metrics["kl_to_base"])
+        pseeds = np.sort(prompts["pretrain_seed"][prompts["role"] == key[-1]].unique())
+        seeds = np.sort(prompts["seed"].unique())
+        for (p, f, a), _ in np.ndenumerate(stats["stiffness"]):
+            if a == 0:
+                continue
+            rows.append({**dict(zip(CONDITION + ["role"], key)), "pretrain_seed": pseeds[p],
+                         "seed": seeds[f], "n_pos": cube.n_pos[a],
+                         **{name: float(v[p, f, a]) for name, v in stats.items()}})
+    return pd.DataFrame(rows)
+
+
+def phase_change(frame: pd.DataFrame, start: dict, end: dict, metric: str) -> float:
+    """Relative change (%) of a metric's run-mean from the ``start`` to the ``end`` checkpoint."""
+    def mean(sel):
+        return frame.loc[(frame[list(sel)] == pd.Series(sel)).all(axis=1), metric].mean()
+    return 100 * (mean(end) - mean(start)) / mean(start)
+
+
+def regime_table(checkpoints: pd.DataFrame, runs: pd.DataFrame, *, max_dp_rise: float) -> pd.DataFrame:
+    """Per pretrained base, pretraining seed and task (forward direction): is the fine-tuning
+    regime competent? Examples the departure control needs to move the mean log-odds ``beyond``
+    nats, and the relative change of held-out bits/byte of D_t, D_a, D_p over each phase."""
+    rebound = checkpoints[(checkpoints["algo"] == "sft") & (checkpoints["direction"] == "forward")
+                          & (checkpoints["pretrain_tokens"] > 0)]
+    base = ["role", "task", "world", "size", "pretrain_tokens", "pretrain_seed"]
+    departure = runs[runs["direction"] == "forward"].groupby(base)["departure_count"].mean()
+    rows = []
+    for key, frame in rebound.groupby(base):
+        deep, last = frame["n_pos"].max(), frame["n_neg"].max()
+        row = dict(zip(base, key))
+        row["departure_count"] = departure.get(key, np.nan)
+        phases = {"align": ({"n_pos": 0, "n_neg": 0}, {"n_pos": deep, "n_neg": 0}),
+                  "perturb": ({"n_pos": deep, "n_neg": 0}, {"n_pos": deep, "n_neg": last}),
+                  "departure": ({"n_pos": 0, "n_neg": 0}, {"n_pos": 0, "n_neg": last})}
+        for phase, (start, end) in phases.items():
+            for metric, name in BPB.items():
+                row[f"{phase}_{name}_pct"] = phase_change(frame, start, end, metric)
+        row["dt_improves"] = bool(row["departure_D_t_pct"] < 0)
+        row["dp_rise_ok"] = bool(max(row[f"{p}_D_p_pct"] for p in phases) < max_dp_rise)
+        row["competent"] = row["dt_improves"] and row["dp_rise_ok"] and bool(
+            np.isfinite(row["departure_count"]))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def aggregate(*, metrics: list[str], prompts: list[str], ladder: str, roles: list[dict],
+              out_checkpoints: str, out_prompts: str, out_curves: str, n_boot: int,
+              metric: str = "logodds") -> None:
+    table = checkpoint_table(metrics, ladder, roles)
     table.to_csv(out_checkpoints, index=False)
-    curves(table, prompt_table(prompts, metrics), n_boot=n_boot).to_csv(out_curves, index=False)
+    per_prompt = prompt_table(prompts, metrics, roles)
+    per_prompt.to_parquet(out_prompts, index=False)
+    curves(per_prompt, table, n_boot=n_boot, metric=metric).to_csv(out_curves, index=False)

@@ -81,50 +81,64 @@ def _progress(step: int, total: int, loss: float, tokens: int, start: float) -> 
                  step, total, loss, tokens, rate, eta)
 
 
-def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int):
-    """Right-padded input ids, attention mask and labels with the prompt and padding masked."""
+def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int, *,
+            loss: str = "completion"):
+    """Right-padded input ids, attention mask and labels. ``loss="completion"`` masks the prompt
+    (the loss is on the answer only); ``"full"`` trains on every token after the start symbol."""
     width = max(len(p) + len(c) for p, c in examples)
     ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
     labels = torch.full((len(examples), width), -100, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for i, (prompt, completion) in enumerate(examples):
         seq = prompt + completion
+        first = len(prompt) if loss == "completion" else 1
         ids[i, : len(seq)] = torch.tensor(seq)
-        labels[i, len(prompt): len(seq)] = torch.tensor(completion)
+        labels[i, first: len(seq)] = torch.tensor(seq[first:])
         mask[i, : len(seq)] = 1
     return ids, mask, labels
 
 
-def batch_bounds(n: int, batch_size: int, save_at: Sequence[int]) -> list[tuple[int, int]]:
-    """Batches of at most batch_size over n examples, split so every save point is a boundary."""
-    cuts = sorted(set(range(0, n, batch_size)) | {s for s in save_at if 0 < s < n} | {n})
-    return list(zip(cuts[:-1], cuts[1:]))
+LOSSES = ("completion", "full")
+BETAS = (0.9, 0.999)  # AdamW betas of fine-tuning (PyTorch defaults; eps 1e-8, no weight decay)
+
+
+def check_save_points(save_at: Sequence[int], batch_size: int, n_examples: int) -> None:
+    """Every save point must be a whole number of batches, so every optimiser step sees exactly
+    ``batch_size`` examples wherever the grid puts its points."""
+    off = [n for n in save_at if n % batch_size]
+    if off:
+        raise ValueError(f"save points {off} are not multiples of the batch size {batch_size}")
+    if max(save_at) > n_examples:
+        raise ValueError(f"asked for {max(save_at)} examples but the dataset has {n_examples}")
 
 
 def finetune(model, examples: Sequence[tuple[list[int], list[int]]], *, save_at: Sequence[int],
-             save: SaveFn, batch_size: int, lr: float, seed: int, pad_id: int) -> None:
-    """One pass of completion-only SFT over ``examples`` in the given order, constant learning rate.
+             save: SaveFn, batch_size: int, lr: float, seed: int, pad_id: int,
+             loss: str = "completion") -> None:
+    """One pass of SFT over ``examples`` in the given order: constant learning rate, a fresh
+    AdamW (betas ``BETAS``, no weight decay), every step exactly ``batch_size`` examples.
 
-    A fresh AdamW per call. With a constant rate, the model saved after n examples equals a model
-    trained on the first n examples alone, so one run serves every n in ``save_at``.
-    ``save(model, n)`` is called at each n in ``save_at`` (0 = before any step).
+    Because every save point is a batch boundary of the same run, the model handed to
+    ``save(model, n)`` equals a model trained the same way on the first n examples alone
+    (0 = before any step; the model is in eval mode during the call and must not be kept).
     """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r} (one of {LOSSES})")
+    check_save_points(save_at, batch_size, len(examples))
     torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    n = max(save_at)
-    if n > len(examples):
-        raise ValueError(f"asked for {n} examples but the dataset has {len(examples)}")
-    if 0 in save_at:
-        save(model, 0)
-    model.train()
-    for lo, hi in batch_bounds(n, batch_size, save_at):
-        ids, mask, labels = (t.to(model.device) for t in collate(examples[lo:hi], pad_id))
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if hi in save_at:
-            model.eval()
-            save(model, hi)
-            model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=BETAS, weight_decay=0.0)
+    pending = sorted(save_at)
     model.eval()
+    for lo in range(0, max(save_at) + 1, batch_size):
+        while pending and pending[0] == lo:
+            save(model, pending.pop(0))
+        if not pending:
+            break
+        model.train()
+        batch = collate(examples[lo: lo + batch_size], pad_id, loss=loss)
+        ids, mask, labels = (t.to(model.device) for t in batch)
+        step_loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        opt.zero_grad(set_to_none=True)
+        step_loss.backward()
+        opt.step()
+        model.eval()

@@ -11,7 +11,10 @@ aggregate(
     metrics=list(snakemake.input.metrics),
     prompts=list(snakemake.input.prompts),
     ladder=snakemake.input.ladder,
+    roles=snakemake.params.roles,
     out_checkpoints=snakemake.output.checkpoints,
+    out_prompts=snakemake.output.prompts,
     out_curves=snakemake.output.curves,
     n_boot=snakemake.params.n_boot,
+    metric=snakemake.params.metric,
 )

@@ -8,12 +8,11 @@ start(snakemake.log[0])
 from springback.claims import write_claims
 
 write_claims(
+    prompts=snakemake.input.prompts,
     checkpoints=snakemake.input.checkpoints,
-    metrics=list(snakemake.input.metrics),
-    prompts=list(snakemake.input.prompts),
-    window=snakemake.params.claims["early_window"],
-    epsilon=snakemake.params.claims["kl_epsilon"],
     n_boot=snakemake.params.n_boot,
+    beyond=snakemake.params.claims["beyond"],
+    max_dp_rise=snakemake.params.claims["max_dp_rise"],
     metric=snakemake.params.claims["metric"],
     out=dict(snakemake.output.items()),
 )

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from springback.pipeline.evaluation import evaluate_ladder
 
+task = snakemake.params.tasks[0]
 evaluate_ladder(
     ladder=snakemake.params.ladder,
     tasks=snakemake.params.tasks,
-    task_root=Path(snakemake.input.pretrain_heldout).parent,
-    pretrain_heldout=snakemake.input.pretrain_heldout,
+    task_root=Path(snakemake.input[f"{task}_prompts"]).parent.parent,
+    pretrain_heldout=snakemake.params.heldout,
     eval_cfg=snakemake.params.evaluate,
     judges=snakemake.params.judges,
     judge_dirs={k[len("judge_"):]: v for k, v in snakemake.input.items() if k.startswith("judge_")},

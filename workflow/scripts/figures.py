@@ -10,8 +10,7 @@ from springback.plots import figures
 figures(
     checkpoints=snakemake.input.checkpoints,
     curves=snakemake.input.curves,
+    elasticity=snakemake.input.elasticity,
     tasks=snakemake.params.tasks,
-    epsilon=snakemake.params.epsilon,
-    metric=snakemake.params.metric,
     out={key: list(files) for key, files in snakemake.output.items()},
 )

@@ -11,7 +11,9 @@ root = snakemake.output.models
 pretrain_ladder(
     corpus=snakemake.input.corpus,
     tokenizer_dir=snakemake.input.tokenizer,
+    world=snakemake.wildcards.world,
     size=snakemake.wildcards.size,
+    seed=int(snakemake.wildcards.pseed),
     arch=snakemake.params.arch,
     train_cfg=snakemake.params.train,
     tokens=snakemake.params.tokens,

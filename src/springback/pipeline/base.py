@@ -11,9 +11,11 @@ from springback.models import load_tokenizer
 log = logging.getLogger(__name__)
 
 
-def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, size: str, arch: dict,
-                    train_cfg: dict, tokens: int, outdirs: dict[int, str]) -> None:
-    """Pretrain one model size from scratch, saving a checkpoint at each ladder budget."""
+def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, world: str, size: str,
+                    seed: int, arch: dict, train_cfg: dict, tokens: int,
+                    outdirs: dict[int, str]) -> None:
+    """Pretrain one model size from scratch on one world's corpus with one seed (initialisation
+    and data order), saving a checkpoint at each ladder budget."""
     from springback.train import pack_blocks, pretrain
 
     tok = load_tokenizer(tokenizer_dir)
@@ -22,17 +24,17 @@ def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, size: str,
     blocks = pack_blocks(docs, context=train_cfg["context"], bos_id=tok.bos_token_id,
                          eos_id=tok.eos_token_id)
     model = models.build_llama(len(tok), **arch, context=train_cfg["context"],
-                               seed=train_cfg["seed"], bos_id=tok.bos_token_id,
+                               seed=seed, bos_id=tok.bos_token_id,
                                eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
-    params = {"arch": arch, "pretrain": train_cfg, "tokens": tokens}
+    params = {"arch": arch, "pretrain": train_cfg, "tokens": tokens, "world": world}
     log.info("pretrain %s: %d parameters, %d corpus tokens, budget %d",
              size, models.n_params(model), blocks.numel(), tokens)
 
     def save(m, n_tokens: int) -> None:
         models.save_model(m, outdirs[n_tokens], provenance.record(
-            params, size=size, tokens=n_tokens, seed=train_cfg["seed"],
+            params, world=world, size=size, tokens=n_tokens, seed=seed,
             n_params=models.n_params(m), parent=None), tokenizer=tok)
 
     pretrain(model, blocks, tokens=tokens, save_at=sorted(outdirs), save=save,
              batch_size=train_cfg["batch_size"], lr=train_cfg["lr"], warmup=train_cfg["warmup"],
-             weight_decay=train_cfg["weight_decay"], seed=train_cfg["seed"])
+             weight_decay=train_cfg["weight_decay"], seed=seed)

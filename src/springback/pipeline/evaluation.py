@@ -1,17 +1,15 @@
-"""Stage `evaluate` (rules/evaluate.smk): every checkpoint of a rebound job, and the ladder."""
+"""Stage `evaluate` (rules/evaluate.smk): evaluation sets of a task, and the pretraining ladder."""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from springback import data, models, provenance, world
+from springback import data, models, world
 from springback.models import load_tokenizer
-from springback.pipeline.finetune import run_dir, runs
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +48,8 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
     return EvalSet(
         prompt_ids=[[ids["start"]] + p for p in prompt_ids],
         contexts=(prompts["context"] == spec["contexts"][0]).to_numpy(),
+        clean=(prompts["clean"].to_numpy(bool) if "clean" in prompts
+               else np.ones(len(prompts), bool)),  # hub prompts: the label is the only cue
         target_ids=tok.convert_tokens_to_ids(spec["target"]) if exact else None,
         contrary_ids=tok.convert_tokens_to_ids(spec["contrary"]) if exact else None,
         judge=task_judge(task, judge_spec, judge_dir, device),
@@ -58,74 +58,34 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
         temperature=eval_cfg["temperature"], batch_size=eval_cfg.get("batch_size", 64))
 
 
-def evaluate_rebound(*, base_dir: str | Path, perturb_dir: str | Path,
-                     task_dirs: dict[str, Path], pretrain_heldout: str | Path,
-                     directions: list[str], seeds: list[int], n_pos: list[int],
-                     n_neg: list[int], eval_cfg: dict, out_metrics: str | Path,
-                     out_prompts: str | Path, judges: dict | None = None,
-                     judge_dirs: dict | None = None, runtime: dict | None = None) -> None:
-    """Evaluate every checkpoint of a rebound job; write checkpoint rows and per-prompt rows."""
-    from springback.evaluate import evaluate_checkpoint, set_base
-
-    runtime = runtime or {}
-    tok = load_tokenizer(base_dir)
-    base = models.load_model(base_dir, **runtime)
-    sets = {}
-    for task, task_dir in task_dirs.items():
-        sets[task] = eval_set(tok, task=task, task_dir=task_dir, pretrain_heldout=pretrain_heldout,
-                              context=eval_cfg["context"], eval_cfg=eval_cfg,
-                              judge_spec=(judges or {}).get(task),
-                              judge_dir=(judge_dirs or {}).get(task),
-                              device=runtime.get("device", "cpu"))
-        set_base(base, sets[task])
-    rows, prompt_rows = [], []
-    ckpts = [(t, d, s, q1, q2) for t, d, s in runs(task_dirs, directions, seeds)
-             for q1 in [0, *n_pos] for q2 in n_neg]
-    for i, (task, direction, seed, q1, q2) in enumerate(ckpts):
-        ev = sets[task]
-        path = run_dir(perturb_dir, task, direction, seed, q1, q2)
-        model = models.load_model(path, **runtime)
-        metrics, per_prompt = evaluate_checkpoint(model, tok, ev, seed=seed)
-        key = {"task": task, "direction": direction, "seed": seed, "n_pos": q1, "n_neg": q2}
-        rows.append({**key, **metrics})
-        prompt_rows.append(pd.DataFrame({**key, "prompt": np.arange(len(ev.prompt_ids)),
-                                         **per_prompt}))
-        if (i + 1) % 25 == 0 or i + 1 == len(ckpts):
-            log.info("evaluated %d/%d checkpoints", i + 1, len(ckpts))
-    write_metrics(pd.DataFrame(rows), out_metrics, base_dir)
-    pd.concat(prompt_rows).to_parquet(out_prompts, index=False)
-
-
-def write_metrics(frame: pd.DataFrame, path: str | Path, base_dir: str | Path) -> None:
-    """Metrics CSV with the base's provenance (size, pretraining tokens, parameters) as columns."""
-    prov = models.read_provenance(base_dir)
-    frame.insert(0, "size", prov.get("size", Path(base_dir).parent.name))
-    frame.insert(1, "pretrain_tokens", prov.get("tokens", -1))
-    frame.insert(2, "params", prov.get("n_params", -1))
-    frame.to_csv(path, index=False)
-    Path(f"{path}.provenance.json").write_text(json.dumps(
-        provenance.record({"base": str(base_dir)}, base_provenance=prov.get("config_hash")),
-        indent=1))
-
-
 def evaluate_ladder(*, ladder: list[str | Path], tasks: list[str], task_root: str | Path,
-                    pretrain_heldout: str | Path, eval_cfg: dict, seed: int,
+                    pretrain_heldout: dict[str, str | Path], eval_cfg: dict, seed: int,
                     out_metrics: str | Path, judges: dict | None = None,
                     judge_dirs: dict | None = None, runtime: dict | None = None) -> None:
-    """Evaluate every pretraining checkpoint on every task (KL to base is undefined: NaN)."""
+    """Evaluate every pretraining checkpoint on every task (KL to base is undefined: NaN);
+    ``pretrain_heldout`` maps each world to its held-out D_p."""
     from springback.evaluate import evaluate_checkpoint
 
     runtime, rows = runtime or {}, []
     for path in ladder:
         prov, tok = models.read_provenance(path), load_tokenizer(path)
         model = models.load_model(path, **runtime)
+        world_name = prov.get("world", "hub")
         for task in tasks:
             ev = eval_set(tok, task=task, task_dir=Path(task_root) / task,
-                          pretrain_heldout=pretrain_heldout, context=eval_cfg["context"],
-                          eval_cfg=eval_cfg, judge_spec=(judges or {}).get(task),
+                          pretrain_heldout=pretrain_heldout[world_name],
+                          context=eval_cfg["context"], eval_cfg=eval_cfg,
+                          judge_spec=(judges or {}).get(task),
                           judge_dir=(judge_dirs or {}).get(task),
                           device=runtime.get("device", "cpu"))
-            metrics, _ = evaluate_checkpoint(model, tok, ev, seed=seed)
-            rows.append({"task": task, "size": prov["size"], "pretrain_tokens": prov["tokens"],
-                         "params": prov["n_params"], "seed": seed, **metrics})
+            metrics, _ = evaluate_checkpoint(model, tok, ev, seed=seed,
+                                             sample=eval_cfg["sample"])
+            rows.append({"task": task, **base_keys(prov), "seed": seed, **metrics})
     pd.DataFrame(rows).to_csv(out_metrics, index=False)
+
+
+def base_keys(prov: dict) -> dict:
+    """The columns that name a base checkpoint, from its provenance record."""
+    return {"world": prov.get("world", "hub"), "size": prov["size"],
+            "pretrain_seed": prov.get("seed", 0), "pretrain_tokens": prov["tokens"],
+            "params": prov["n_params"]}

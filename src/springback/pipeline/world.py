@@ -10,9 +10,10 @@ from springback import data, world
 log = logging.getLogger(__name__)
 
 
-def build_world(world_cfg: dict, outdir: str | Path) -> None:
-    """Generate the synthetic world's datasets as parquet files under ``outdir``."""
-    tables = world.generate_world(world.WorldConfig(**world_cfg))
+def build_world(world_cfg: dict, outdir: str | Path, *, mirror: bool = False) -> None:
+    """Generate the synthetic world's datasets (and the mirror world's pretraining corpus) as
+    parquet files under ``outdir``."""
+    tables = world.generate_world(world.WorldConfig(**world_cfg), mirror=mirror)
     for stem, columns in tables.items():
         data.write_table(columns, Path(outdir) / f"{stem}.parquet")
     log.info("world: %d tables, %d pretraining documents", len(tables), len(tables["pretrain"]["text"]))

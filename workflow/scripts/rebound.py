@@ -7,22 +7,24 @@ start(snakemake.log[0], threads=snakemake.threads)
 
 from pathlib import Path
 
-from springback.pipeline.evaluation import evaluate_rebound
+from springback.pipeline.rebound import rebound
 
-w, phase = snakemake.wildcards, snakemake.params.phase
-evaluate_rebound(
-    base_dir=f"{snakemake.input.base}/tokens-{w.tokens}",
-    perturb_dir=snakemake.input.perturbed,
-    task_dirs={t: Path(snakemake.input[f"{t}_prompts"]).parent for t in phase["tasks"]},
+cfg = snakemake.params.rebound
+rebound(
+    base_dir=f"{snakemake.input.base}/tokens-{snakemake.wildcards.tokens}",
+    task_dirs={t: Path(snakemake.input[f"{t}_prompts"]).parent for t in cfg["tasks"]},
     pretrain_heldout=snakemake.input.pretrain_heldout,
-    directions=phase["directions"],
-    seeds=phase["seeds"],
-    n_pos=phase["n_pos"],
-    n_neg=phase["n_neg"],
+    directions=cfg["directions"],
+    seeds=cfg["seeds"],
+    n_pos=cfg["n_pos"],
+    n_neg=cfg["n_neg"],
+    train={k: cfg[k] for k in ("lr", "batch_size", "loss")},
     eval_cfg=snakemake.params.evaluate,
+    keep=cfg["keep"],
     judges=snakemake.params.judges,
     judge_dirs={k[len("judge_"):]: v for k, v in snakemake.input.items() if k.startswith("judge_")},
     runtime=snakemake.params.runtime,
     out_metrics=snakemake.output.metrics,
     out_prompts=snakemake.output.prompts,
+    out_models=snakemake.output.models,
 )

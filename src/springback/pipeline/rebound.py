@@ -1,0 +1,150 @@
+"""Stage `rebound` (rules/rebound.smk): the rebound run as the unit of work.
+
+For one base checkpoint, every run (task x direction x fine-tuning seed) aligns on the first n_pos
+examples of its phase-1 set (one constant-rate run, snapshotted in memory at every n_pos), then
+perturbs each snapshot - and the base itself (n_pos = 0, the departure control) - on its phase-2
+set, evaluating each checkpoint in memory the moment it is reached. Writing a checkpoint to disk
+is a choice (``keep``), not how metrics are computed; one process pays the imports once.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from springback import data, models, provenance
+from springback.evaluate import evaluate_checkpoint, set_base
+from springback.models import load_tokenizer
+from springback.pipeline.evaluation import base_keys, eval_set
+
+log = logging.getLogger(__name__)
+
+
+def encode_examples(tok, frame: pd.DataFrame) -> list[tuple[list[int], list[int]]]:
+    """(BOS + prompt ids, completion ids + EOS) per row."""
+    ids = models.special_ids(tok)
+    prompts = tok(frame["prompt"].tolist(), add_special_tokens=False)["input_ids"]
+    completions = tok(frame["completion"].tolist(), add_special_tokens=False)["input_ids"]
+    return [([ids["start"]] + p, c + [ids["eos"]]) for p, c in zip(prompts, completions)]
+
+
+def ordered_examples(tok, path: Path, *, seed: int, phase: int, n: int):
+    """The first n examples of a task file in the seed's order (a phase-specific permutation)."""
+    frame = data.read_table(path, data.EXAMPLE_COLUMNS)
+    if n > len(frame):
+        raise ValueError(f"dataset file {path} has {len(frame)} examples, the study needs {n}")
+    order = np.random.default_rng([seed, phase]).permutation(len(frame))[:n]
+    return encode_examples(tok, frame.iloc[order])
+
+
+def runs(tasks, directions: list[str], seeds: list[int]):
+    """Every (task, direction, seed) of a job, in a fixed order."""
+    return [(t, d, s) for t in tasks for d in directions for s in seeds]
+
+
+def run_dir(root: str | Path, task: str, direction: str, seed: int, q1: int, q2: int) -> Path:
+    """``<root>/<task>/<direction>/seed-<s>/q1-<n_pos>/q2-<n_neg>`` (Q1/Q2 as in the paper's
+    released checkpoints: phase-1 and phase-2 example counts)."""
+    return Path(root) / task / direction / f"seed-{seed}" / f"q1-{q1}" / f"q2-{q2}"
+
+
+def kept(keep: str | list[int], n_neg: int) -> bool:
+    """Whether a checkpoint at ``n_neg`` is written to disk: none, the whole grid, or a list."""
+    return keep == "grid" or (isinstance(keep, list) and n_neg in keep)
+
+
+def snapshot(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class Recorder:
+    """Evaluates each checkpoint it is handed and collects checkpoint and per-prompt rows."""
+
+    def __init__(self, tok, sets: dict, *, eval_cfg: dict, text_at: set[int], keep, out_models,
+                 params: dict):
+        self.tok, self.sets, self.eval_cfg, self.text_at = tok, sets, eval_cfg, text_at
+        self.keep, self.out_models, self.params = keep, out_models, params
+        self.rows, self.prompt_rows = [], []
+
+    def __call__(self, model, key: dict) -> None:
+        ev = self.sets[key["task"]]
+        metrics, per_prompt = evaluate_checkpoint(
+            model, self.tok, ev, seed=key["seed"], text=key["n_neg"] in self.text_at,
+            sample=self.eval_cfg["sample"])
+        self.rows.append({**key, **metrics})
+        self.prompt_rows.append(pd.DataFrame({
+            **key, "prompt": np.arange(len(ev.prompt_ids)), "context": ev.contexts,
+            "clean": ev.clean, **per_prompt}))
+        if kept(self.keep, key["n_neg"]):
+            path = run_dir(self.out_models, key["task"], key["direction"], key["seed"],
+                           key["n_pos"], key["n_neg"])
+            models.save_model(model, path, provenance.record(self.params, **key),
+                              tokenizer=self.tok)
+
+
+def rebound_run(base, tok, record: Recorder, *, task: str, task_dir: Path, direction: str,
+                seed: int, n_pos: list[int], n_neg: list[int], train: dict) -> None:
+    """Align (snapshots at every n_pos), then perturb every snapshot and the base, evaluating
+    every n_neg checkpoint through ``record``."""
+    from springback.train import finetune
+
+    pad = models.special_ids(tok)["pad"]
+    first, second = data.phase_files(task_dir, direction)
+    pos = ordered_examples(tok, first, seed=seed, phase=1, n=max(n_pos))
+    neg = ordered_examples(tok, second, seed=seed, phase=2, n=max(n_neg))
+    snapshots = {0: snapshot(base)}
+    model = copy.deepcopy(base)
+    finetune(model, pos, save_at=n_pos, seed=seed, pad_id=pad, **train,
+             save=lambda m, n: snapshots.__setitem__(n, snapshot(m)))
+    for q1 in [0, *n_pos]:
+        model.load_state_dict(snapshots.pop(q1))
+        key = {"task": task, "direction": direction, "seed": seed, "n_pos": q1}
+        finetune(model, neg, save_at=n_neg, seed=seed, pad_id=pad, **train,
+                 save=lambda m, n: record(m, {**key, "n_neg": n}))
+
+
+def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldout: str | Path,
+            directions: list[str], seeds: list[int], n_pos: list[int], n_neg: list[int],
+            train: dict, eval_cfg: dict, keep, out_metrics: str | Path, out_prompts: str | Path,
+            out_models: str | Path, judges: dict | None = None, judge_dirs: dict | None = None,
+            runtime: dict | None = None) -> None:
+    """Every rebound run of one base; writes checkpoint rows, per-prompt rows and kept models.
+    ``train`` holds lr, batch_size and loss; ``eval_cfg["text_at"]`` the n_neg points that also
+    get bits/byte and KL (None: all)."""
+    runtime = runtime or {}
+    tok = load_tokenizer(base_dir)
+    base = models.load_model(base_dir, **runtime)
+    sets = {}
+    for task, task_dir in task_dirs.items():
+        sets[task] = eval_set(tok, task=task, task_dir=task_dir, pretrain_heldout=pretrain_heldout,
+                              context=eval_cfg["context"], eval_cfg=eval_cfg,
+                              judge_spec=(judges or {}).get(task),
+                              judge_dir=(judge_dirs or {}).get(task),
+                              device=runtime.get("device", "cpu"))
+        set_base(base, sets[task])
+    text_at = set(n_neg) if eval_cfg.get("text_at") is None else {0, max(n_neg), *eval_cfg["text_at"]}
+    params = {"base": str(base_dir), **train}
+    record = Recorder(tok, sets, eval_cfg=eval_cfg, text_at=text_at, keep=keep,
+                      out_models=out_models, params=params)
+    Path(out_models).mkdir(parents=True, exist_ok=True)
+    for i, (task, direction, seed) in enumerate(runs(task_dirs, directions, seeds)):
+        rebound_run(base, tok, record, task=task, task_dir=task_dirs[task], direction=direction,
+                    seed=seed, n_pos=n_pos, n_neg=n_neg, train=train)
+        log.info("run %d/%d done: %s %s seed %d (%d checkpoints so far)", i + 1,
+                 len(task_dirs) * len(directions) * len(seeds), task, direction, seed,
+                 len(record.rows))
+    keys = base_keys(models.read_provenance(base_dir))
+    frame = pd.DataFrame(record.rows)
+    for i, (k, v) in enumerate(keys.items()):
+        frame.insert(i, k, v)
+    frame.to_csv(out_metrics, index=False)
+    Path(f"{out_metrics}.provenance.json").write_text(json.dumps(
+        provenance.record({"base": str(base_dir), **train}, base_checkpoint=keys), indent=1))
+    pd.concat(record.prompt_rows).to_parquet(out_prompts, index=False)
+
+

@@ -1,0 +1,42 @@
+"""Shared helpers of the tests that run the real DAG: copies of the workflow, the Snakemake
+executable, and the environment (offline hub, no telemetry)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEMAKE = str(Path(sys.executable).with_name("snakemake"))
+WORKFLOW = ["Snakefile", "rules", "workflow", "config", "report", "envs", "profiles"]
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+       "HF_HUB_DISABLE_PROGRESS_BARS": "1"}
+SMOKE = [SNAKEMAKE, "--cores", "2", "--configfile", "config/smoke.yaml"]
+
+
+def copy_workflow(dest: Path) -> Path:
+    for name in WORKFLOW:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name)
+        elif src.exists():
+            shutil.copy(src, dest / name)
+    return dest
+
+
+def copy_runnable(dest: Path) -> Path:
+    """The workflow plus src/springback (for tests that point PYTHONPATH at a changed copy)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    copy_workflow(dest)
+    if not (dest / "src").exists():
+        shutil.copytree(ROOT / "src", dest / "src", ignore=shutil.ignore_patterns("__pycache__"))
+    return dest
+
+
+def run_smoke(workdir: Path, *extra: str, env: dict | None = None,
+              timeout: int = 1800) -> subprocess.CompletedProcess:
+    return subprocess.run([*SMOKE, *extra], cwd=workdir, env=env or ENV, capture_output=True,
+                          text=True, timeout=timeout)
