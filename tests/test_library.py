@@ -988,8 +988,8 @@ def test_screen_grid_must_be_multiples_of_the_batch_size(study_cfg):
 
 
 def test_text_at_must_lie_on_the_n_neg_grid(study_cfg):
-    study_cfg["evaluate"]["text_at"] = [0, 16, 40]
-    _fails_with(copy.deepcopy(study_cfg), "evaluate.text_at", "40")
+    study_cfg["evaluate"]["text_at"] = [0, 16, 200]  # 200 is between grid points 192 and 224
+    _fails_with(copy.deepcopy(study_cfg), "evaluate.text_at", "200")
     study_cfg["evaluate"]["text_at"] = [0, 48]
     check_study_config(study_cfg)
     del study_cfg["evaluate"]["text_at"]  # absent: every n_neg point
