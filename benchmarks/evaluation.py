@@ -1,0 +1,51 @@
+"""Seconds per checkpoint evaluation of an s-size model, as the rebound job does it in memory:
+behaviour only (exact log-odds of 200 prompts, cue gap) and with the text metrics (bits/byte of
+held-out D_p, D_a, D_t and KL to base), at 1 and 2 threads.
+
+Run after a study: .venv/bin/python benchmarks/evaluation.py [results/toy]
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from springback import models
+from springback.evaluate import evaluate_checkpoint, set_base
+from springback.pipeline.evaluation import eval_set
+
+
+def seconds_per_call(fn, reps: int = 20) -> float:
+    fn()
+    start = time.perf_counter()
+    for _ in range(reps):
+        fn()
+    return (time.perf_counter() - start) / reps
+
+
+def main() -> None:
+    study = Path(sys.argv[1] if len(sys.argv) > 1 else "results/toy")
+    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
+    base_dir = sorted((study / "base" / "main" / "s").glob("pseed-0/tokens-*"),
+                      key=lambda p: int(p.name[7:]))[-1]
+    tok, base = models.load_tokenizer(base_dir), models.load_model(base_dir)
+    model = models.load_model(base_dir)
+    ev = eval_set(tok, task="sentiment", task_dir=study / "world" / "sentiment",
+                  pretrain_heldout=study / "world" / "pretrain_heldout.parquet", context=128,
+                  eval_cfg={**cfg["evaluate"], "batch_size": 64})
+    set_base(base, ev)
+    for threads in (1, 2):
+        torch.set_num_threads(threads)
+        for text in (False, True):
+            s = seconds_per_call(lambda: evaluate_checkpoint(model, tok, ev, seed=1, text=text,
+                                                             sample=False))
+            print(f"{threads} thread(s), {'behaviour + text' if text else 'behaviour only'}: "
+                  f"{s:.3f} s per checkpoint")
+
+
+if __name__ == "__main__":
+    main()
