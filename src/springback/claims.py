@@ -24,8 +24,8 @@ import sys
 import numpy as np
 import pandas as pd
 
-from springback.elasticity import (CONDITION, curve_stats, make_cube, make_draws,
-                                   replicate_curves, summarise, verdict)
+from springback.elasticity import (CONDITION, condition_cubes, curve_stats, replicate_curves,
+                                   summarise, verdict)
 
 STATEMENTS = {
     "C2": "Two-phase rebound: log-odds move fast until the base level, then slowly.",
@@ -97,27 +97,30 @@ def claims_table(prompts: pd.DataFrame, *, n_boot: int, beyond: float = 2.0, see
                  metric: str = "logodds") -> pd.DataFrame:
     """Every claim row for every main (effect) condition, once per control of the same task,
     size and direction (or once with control "none" when there is no control)."""
-    groups = {key: frame for key, frame in prompts.groupby(CONDITION + ["role"])}
-    shape = tuple(prompts[c].nunique() for c in ("pretrain_seed", "seed", "prompt"))
-    draws = make_draws(n_boot, shape, seed)
-    cubes = {key: make_cube(frame, metric) for key, frame in groups.items()}
+    cubes, draws = condition_cubes(prompts, n_boot, metric=metric, seed=seed)
+    stats = {}  # (main key, control name or None) -> replicate statistics, computed once each
+    for key, cube in cubes.items():
+        if key[-1] != "main":
+            continue
+        stats[key, None], base_gap = condition_stats(cube, draws, beyond=beyond)
+        for c_key, c_cube in cubes.items():
+            if c_key[-1] != "main" and (c_key[0], c_key[2], c_key[4], c_key[5]) == \
+                    (key[0], key[2], key[4], key[5]):
+                stats[key, c_key[-1]] = condition_stats(c_cube, draws, beyond=beyond,
+                                                        gap_ref=base_gap)[0]
     rows = []
     for claim, direction, stat, _, null in SPECS:
         for key, cube in cubes.items():
             if key[-1] != "main" or key[5] != direction:
                 continue
-            stats, base_gap = condition_stats(cube, draws, beyond=beyond)
-            effect = claim_values(stats, stat)
-            n_runs = cube.runs
-            label = dict(zip(CONDITION, key[:-1]), n_runs=n_runs)
-            controls = {k[-1]: c for k, c in cubes.items()
-                        if k[-1] != "main" and (k[0], k[2], k[4], k[5]) == (key[0], key[2], key[4], key[5])}
+            effect = claim_values(stats[key, None], stat)
+            label = dict(zip(CONDITION, key[:-1]), n_runs=cube.runs)
+            controls = sorted(c for k, c in stats if k == key and c is not None)
             if not controls:
                 rows.append(claim_row(claim, stat, null, label, effect, "none", None))
-            for name, c_cube in sorted(controls.items()):
-                c_stats, _ = condition_stats(c_cube, draws, beyond=beyond, gap_ref=base_gap)
+            for name in controls:
                 rows.append(claim_row(claim, stat, null, label, effect, name,
-                                      claim_values(c_stats, stat)))
+                                      claim_values(stats[key, name], stat)))
     return pd.DataFrame(rows)
 
 

@@ -73,6 +73,15 @@ def make_cube(frame: pd.DataFrame, metric: str = "logodds") -> Cube:
                 1.0 if frame["direction"].iloc[0] == "reversed" else -1.0)
 
 
+def condition_cubes(prompts: pd.DataFrame, n_boot: int, *, metric: str = "logodds",
+                    seed: int = 0) -> tuple[dict[tuple, Cube], "Draws"]:
+    """A cube per (condition, role) of a per-prompt table, and the bootstrap draws they share."""
+    shape = tuple(prompts[c].nunique() for c in ("pretrain_seed", "seed", "prompt"))
+    cubes = {key: make_cube(frame, metric)
+             for key, frame in prompts.groupby(CONDITION + ["role"])}
+    return cubes, make_draws(n_boot, shape, seed)
+
+
 # --- the paired hierarchical bootstrap ---------------------------------------------------------
 
 @dataclass

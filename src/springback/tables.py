@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from springback.elasticity import (CONDITION, curve_stats, kl_stats, make_cube, make_draws,
+from springback.elasticity import (CONDITION, condition_cubes, curve_stats, kl_stats,
                                    replicate_curves, replicate_metric, run_curves, summarise)
 
 KEYS = ["world", "size", "pretrain_seed", "pretrain_tokens", "params"]
@@ -51,12 +51,10 @@ def conditions(prompts: pd.DataFrame, checkpoints: pd.DataFrame, n_boot: int, se
                metric: str = "logodds"):
     """(key, cube, checkpoint-metric arrays, draws) per condition, shared draws for all; the
     cube holds the per-prompt ``metric`` (log-odds, or the judged score in hub mode)."""
-    shape = tuple(prompts[c].nunique() for c in ("pretrain_seed", "seed", "prompt"))
-    draws = make_draws(n_boot, shape, seed)
+    cubes, draws = condition_cubes(prompts, n_boot, metric=metric, seed=seed)
     rebound = checkpoints[checkpoints["algo"] != "none"]
     by_key = dict(list(rebound.groupby(CONDITION + ["role"])))
-    for key, frame in prompts.groupby(CONDITION + ["role"]):
-        cube = make_cube(frame, metric)
+    for key, cube in cubes.items():
         rows = by_key[key].sort_values(["pretrain_seed", "seed", "n_pos", "n_neg"])
         dims = (cube.values.shape[0], cube.values.shape[1], len(cube.n_pos), len(cube.n_neg))
         metrics = {m: rows[m].to_numpy(float).reshape(dims) for m in CHECKPOINT_METRICS}
@@ -86,10 +84,6 @@ def curves(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int,
                     row |= _interval_columns(m, reps[:, a, x])
                 rows.append(row)
     return pd.DataFrame(rows)
-
-
-STATS = ["base_level", "lift", "return_count", "beyond_count", "departure_count", "stiffness",
-         "two_phase", "aligned_gap_share", "peak_gap_share", "recovery"]
 
 
 def elasticity_table(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int,

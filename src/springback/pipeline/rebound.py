@@ -144,7 +144,7 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
         frame.insert(i, k, v)
     frame.to_csv(out_metrics, index=False)
     Path(f"{out_metrics}.provenance.json").write_text(json.dumps(
-        provenance.record({"base": str(base_dir), **train}, base_checkpoint=keys), indent=1))
+        provenance.record(params, base_checkpoint=keys), indent=1))
     pd.concat(record.prompt_rows).to_parquet(out_prompts, index=False)
 
 
