@@ -10,6 +10,7 @@
 #   rebound/<world>/<size>/pseed-<p>/tokens-<N>/      one job: every run of one base, evaluated
 #       {metrics.csv, prompts.parquet}                in memory at every checkpoint
 #       models/<task>/<direction>/seed-<s>/q1-<n_pos>/q2-<n_neg>/   kept checkpoints (config keep)
+#   resistance/<world>/<size>/tokens-<N>.csv         forward vs inverse alignment (claim C1)
 #   metrics/ladder.csv
 #   tables/{checkpoints,curves,elasticity,runs,regime,screen}.csv, tables/prompts.parquet
 #   claims.csv, figures/*.{png,pdf}
@@ -30,6 +31,8 @@ if MODE == "toy":
 
     include: "rules/world.smk"
     include: "rules/base.smk"
+    include: "rules/resistance.smk"
+    include: "rules/compression.smk"
 
 else:
 

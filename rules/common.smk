@@ -3,6 +3,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
+from springback import experiments
 from springback.config import ConfigError, check_schema, check_study_config
 
 
@@ -38,22 +39,28 @@ def task_names():
     return ["sentiment", "safety"] if MODE == "toy" else REBOUND["tasks"]
 
 
+BASES = experiments.study_bases(config)  # every base of the study's experiments
+
+
 def world_seeds():
     """Pretraining seeds per world: toy, the main world and (if any seeds) its mirror; hub, one
     fetched model per name."""
-    if MODE == "hub":
-        return {"hub": [0]}
-    seeds = {"main": config["pretrain"]["seeds"], "mirror": config["pretrain"]["mirror_seeds"]}
-    return {w: s for w, s in seeds.items() if s}
+    return experiments.world_seeds(config)
+
+
+def pretrained_models():
+    """(world, size, pseed) of every model pretrained from scratch: those the experiments'
+    bases need (each saves its whole ladder)."""
+    bases = BASES + experiments.resistance_bases(config)
+    return sorted({(b["world"], b["size"], p) for b in bases for p in b["pretrain_seeds"]})
 
 
 def ladder():
     """(world, size, pseed, tokens) of every base checkpoint: toy, the pretraining ladder of every
-    world and seed; hub, the fetched models."""
+    pretrained model; hub, the fetched models."""
     if MODE == "hub":
         return [("hub", name, 0, m["tokens"]) for name, m in HUB["models"].items()]
-    return [(w, s, p, t) for w, seeds in world_seeds().items() for s in config["pretrain"]["sizes"]
-            for p in seeds for t in ladder_tokens(s)]
+    return [(w, s, p, t) for w, s, p in pretrained_models() for t in ladder_tokens(s)]
 
 
 def hub_model(wildcards):
@@ -110,24 +117,15 @@ def ladder_tokens(size):
 
 
 def rebound_units():
-    """(world, size, pseed, tokens) of every rebound job: each base of the config, once per
-    pretraining seed of its world."""
-    seeds = world_seeds()
-    units = []
-    for b in REBOUND["bases"]:
-        world = "hub" if MODE == "hub" else b.get("world", "main")
-        units += [(world, b["size"], p, b["tokens"]) for p in seeds[world]]
-    return units
+    """(world, size, pseed, tokens) of every rebound job: each base of the study's experiments,
+    once per pretraining seed it uses."""
+    return [(b["world"], b["size"], p, b["tokens"]) for b in BASES for p in b["pretrain_seeds"]]
 
 
 def base_roles():
     """The control bases by (world, size, tokens) and their role; every other base is "main"."""
-    return [
-        {"world": "hub" if MODE == "hub" else b.get("world", "main"), "size": b["size"],
-         "tokens": b["tokens"], "role": b["role"]}
-        for b in REBOUND["bases"]
-        if b.get("role", "main") != "main"
-    ]
+    return [{k: b[k] for k in ("world", "size", "tokens", "role")} for b in BASES
+            if b["role"] != "main"]
 
 
 def screen_base(wildcards):
@@ -156,6 +154,8 @@ def world_tables(study="{study}"):
     for task in task_names():
         for name in ("align", "perturb", "align_heldout", "perturb_heldout", "prompts"):
             tables[f"{task}_{name}"] = f"{root}/{task}/{name}.parquet"
+    if MODE == "toy":
+        tables |= {f"resistance_{n}": f"{root}/resistance/{n}.parquet" for n in ("train", "prompts")}
     return tables
 
 
@@ -190,15 +190,55 @@ def rebound_outputs(name):
     return lambda wildcards: [f"{rebound_folder(wildcards.study, *u)}/{name}" for u in rebound_units()]
 
 
+def trend_figures():
+    """Figures of the size, volume and resistance experiments the study runs (toy mode)."""
+    run = config["experiments"] if MODE == "toy" else []
+    names = {"size": ["size_trend"], "volume": ["volume_trend"], "resistance": ["resistance"],
+             "compression": ["compressors", "rank_frequency"]}
+    return [n for e, ns in names.items() if e in run for n in ns] + (
+        ["theorem"] if MODE == "toy" else [])
+
+
+def compression_tables(wildcards):
+    """The compression job's tables, when the study runs it."""
+    if MODE != "toy" or "compression" not in config["experiments"]:
+        return {}
+    root = f"results/{wildcards.study}/tables"
+    return {"compressors": f"{root}/compressors.csv", "ranks": f"{root}/rank_frequency.csv"}
+
+
 def figure_files(study="{study}"):
     names = [f"rebound_{t}" for t in REBOUND["tasks"]]
     names += [f"compression_{t}" for t in REBOUND["tasks"]]
-    names += ["cue_gap", "ladder", "kl_rebound"]
+    names += ["cue_gap", "ladder", "kl_rebound", *trend_figures()]
     return {n: [f"results/{study}/figures/{n}.{ext}" for ext in ("png", "pdf")] for n in names}
+
+
+def resistance_tables(wildcards):
+    """The forward/inverse table of every resistance base (empty unless the study runs it)."""
+    return [f"results/{wildcards.study}/resistance/{b['world']}/{b['size']}/tokens-{b['tokens']}.csv"
+            for b in experiments.resistance_bases(config)]
+
+
+def resistance_inputs(wildcards):
+    """The pretrained folders of every seed of a resistance base."""
+    base = next(b for b in experiments.resistance_bases(config)
+                if (b["world"], b["size"], b["tokens"]) ==
+                (wildcards.world, wildcards.size, int(wildcards.tokens)))
+    return [f"results/{wildcards.study}/base/{wildcards.world}/{wildcards.size}/pseed-{p}"
+            for p in base["pretrain_seeds"]]
+
+
+def compression_base(wildcards):
+    """The first main base (first pretraining seed): the compression job's model."""
+    b = next(b for b in BASES if b["role"] == "main")
+    return f"results/{wildcards.study}/base/{b['world']}/{b['size']}/pseed-{b['pretrain_seeds'][0]}"
 
 
 def final_outputs():
     screen = [f"results/{STUDY}/tables/screen.csv"] if config.get("screen") else []
+    if MODE == "toy" and "compression" in config["experiments"]:
+        screen += [f"results/{STUDY}/tables/{n}.csv" for n in ("compressors", "pareto")]
     return [
         f"results/{STUDY}/claims.csv",
         f"results/{STUDY}/manifest.json",
@@ -231,10 +271,12 @@ def base_checkpoint(wildcards):
     return f"results/{wildcards.study}/base/{wildcards.world}/{wildcards.size}/pseed-{wildcards.pseed}"
 
 
-def rebound_settings():
-    """What affects a rebound job: grids, the fine-tuning regime and what is kept."""
-    keys = ["tasks", "directions", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size", "keep"]
-    return {k: REBOUND[k] for k in keys}
+def rebound_settings(wildcards):
+    """What affects a rebound job: grids, the fine-tuning regime, what is kept, and the
+    directions the experiments using its base ask for."""
+    keys = ["tasks", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size", "keep"]
+    base = experiments.base_of(config, wildcards.world, wildcards.size, wildcards.tokens)
+    return {k: REBOUND[k] for k in keys} | {"directions": base["directions"]}
 
 
 def all_task_tables(wildcards):

@@ -10,7 +10,8 @@ rule rebound:
         models=directory("results/{study}/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}/models"),
     params:
         code=code_hash("rebound"),
-        rebound=rebound_settings(),
+        rebound=rebound_settings,
+        ensemble=REBOUND["ensemble"],
         evaluate=config["evaluate"],
         judges=HUB["judges"],
         runtime=model_runtime(),

@@ -42,6 +42,7 @@ rule claims:
     input:
         checkpoints=rules.aggregate.output.checkpoints,
         prompts=rules.aggregate.output.prompts,
+        resistance=resistance_tables,
     output:
         claims=report(
             "results/{study}/claims.csv",
@@ -62,6 +63,21 @@ rule claims:
             "results/{study}/tables/regime.csv",
             caption="../report/regime.rst",
             category="2. Regime",
+        ),
+        trends=report(
+            "results/{study}/tables/trends.csv",
+            caption="../report/trends.rst",
+            category="Tables",
+        ),
+        resistance=report(
+            "results/{study}/tables/resistance.csv",
+            caption="../report/resistance.rst",
+            category="Tables",
+        ),
+        theorem=report(
+            "results/{study}/tables/theorem.csv",
+            caption="../report/theorem.rst",
+            category="Tables",
         ),
     params:
         code=code_hash("claims"),
@@ -86,6 +102,10 @@ rule figures:
         checkpoints=rules.aggregate.output.checkpoints,
         curves=rules.aggregate.output.curves,
         elasticity=rules.claims.output.elasticity,
+        trends=rules.claims.output.trends,
+        resistance=rules.claims.output.resistance,
+        theorem=rules.claims.output.theorem,
+        compression=lambda wildcards: list(compression_tables(wildcards).values()),
     output:
         rebound=report(
             expand("results/{{study}}/figures/rebound_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
@@ -112,9 +132,15 @@ rule figures:
             caption="../report/ladder.rst",
             category="Pretraining",
         ),
+        trends=report(
+            expand("results/{{study}}/figures/{name}.{ext}", name=trend_figures(), ext=["png", "pdf"]),
+            caption="../report/trend_figures.rst",
+            category="Size, volume and resistance",
+        ),
     params:
         code=code_hash("figures"),
         tasks=REBOUND["tasks"],
+        n_boot=config["evaluate"]["bootstrap"],
     log:
         "results/{study}/logs/figures.log",
     benchmark:

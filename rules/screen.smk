@@ -12,7 +12,7 @@ rule screen:
     params:
         code=code_hash("screen"),
         screen=config["screen"],
-        rebound=rebound_settings(),
+        rebound={k: REBOUND[k] for k in ("tasks", "batch_size", "n_neg")},
         evaluate=config["evaluate"],
         claims=config["claims"],
         tokens=screen_tokens(),

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from springback import elasticity as el
-from springback.claims import claims_table
+from springback.claims import claims_table, slope
 
 X = np.arange(0, 321, 8, dtype=float)
 
@@ -132,7 +132,7 @@ def test_summaries_and_verdicts():
 # --- the claims table on synthetic per-prompt rows -------------------------------------------
 
 def _prompt_rows(role: str, tokens: int, curve, *, direction="forward", n_p=3, n_f=2, n_q=8,
-                 gap=0.0, noise=0.05, seed=0) -> pd.DataFrame:
+                 gap=0.0, noise=0.05, seed=0, **keys) -> pd.DataFrame:
     """Per-prompt log-odds following ``curve(n_pos, x)``, +-gap/2 by context, with noise."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -147,7 +147,7 @@ def _prompt_rows(role: str, tokens: int, curve, *, direction="forward", n_p=3, n
                                      "pretrain_tokens": tokens, "algo": "sft",
                                      "direction": direction, "role": role, "pretrain_seed": p,
                                      "seed": f + 1, "n_pos": n_pos, "n_neg": x, "prompt": q,
-                                     "context": ctx, "clean": True, "logodds": lo})
+                                     "context": ctx, "clean": True, "logodds": lo, **keys})
     return pd.DataFrame(rows)
 
 
@@ -214,3 +214,83 @@ def test_an_incomplete_grid_is_refused():
     rows = _prompt_rows("main", 3000, _kinked).iloc[:-1]
     with pytest.raises(ValueError, match="incomplete grid"):
         el.make_cube(rows)
+
+
+# --- trend claims (C4 size, C5 volume) -----------------------------------------------------------
+
+def test_slope_is_least_squares_per_replicate_and_nan_with_a_missing_point():
+    out = slope(np.array([0.0, 1, 2]), np.array([[1.0, 3, 5], [0, 0, 0], [1, np.nan, 2]]))
+    assert out[0] == pytest.approx(2.0) and out[1] == 0 and np.isnan(out[2])
+
+
+def _stiff(stiffness, dep=0.05, fast=0.1):
+    """Departure at ``dep`` nats/example, return at ``fast``, then ``dep / stiffness``."""
+    def curve(n_pos, x):
+        if n_pos == 0:
+            return -dep * x
+        start = {200: 3.2, 1000: 6.4}[n_pos]
+        cross = start / fast
+        return np.where(x < cross, start - fast * x, -dep / stiffness * (x - cross))
+    return curve
+
+
+def test_c4_reads_the_slope_over_log_parameters_paired_with_random_init_twins():
+    sizes = {"xs": (1e4, 1.0), "s": (1e5, 2.0), "m": (1e6, 4.0)}
+    frames = []
+    for i, (size, (params, stiffness)) in enumerate(sizes.items()):
+        frames.append(_prompt_rows("main", 3000, _stiff(stiffness), seed=i, size=size,
+                                   params_nonembedding=params))
+        frames.append(_prompt_rows("random_init", 0, _straight, seed=10 + i, size=size,
+                                   params_nonembedding=params))
+    table = claims_table(pd.concat(frames), n_boot=100)
+    c4 = table[table["claim"] == "C4"].set_index("statistic")
+    assert set(c4.index) == {"slope_stiffness", "slope_recovery", "slope_faster_return"}
+    row = c4.loc["slope_stiffness"]
+    assert row["size"] == "xs|s|m" and row["n_runs"] == 18
+    assert row["value"] == pytest.approx(1.5, rel=0.1) and row["verdict"] == "supported"
+    assert row["control_value"] == pytest.approx(0.0, abs=0.1)  # straight twins: S = 1 at all sizes
+    assert row["attributable"] == "yes"
+
+
+def test_c5_reads_the_slope_over_log_tokens_and_past_emergence():
+    budgets = {375: (0.0, 0.05), 750: (5.0, 0.1), 1500: (5.0, 0.2), 3000: (5.0, 0.4)}
+    frames = [_prompt_rows("main", t, _stiff(1.0, fast=fast), seed=i, gap=gap)
+              for i, (t, (gap, fast)) in enumerate(budgets.items())]
+    table = claims_table(pd.concat(frames), n_boot=100)
+    c5 = table[table["claim"] == "C5"].set_index("statistic")
+    assert "slope_faster_return_past_emergence" in c5.index  # three budgets have the mapping
+    row = c5.loc["slope_faster_return"]
+    assert row["pretrain_tokens"] == "375|750|1500|3000" and row["control"] == "none"
+    assert row["value"] > 0 and row["verdict"] == "supported"  # more tokens, fewer to return
+    assert row["attributable"] == "undetermined"
+
+
+# --- the compression theorem (C7) ----------------------------------------------------------------
+
+def test_c7_recovers_a_known_k_exponent_and_the_spring_invariant():
+    from types import SimpleNamespace
+
+    from springback.theorem import c7_rows
+
+    n_pos, n_neg = np.array([0, 100, 1000]), np.array([0, 8, 16])
+    draws = el.make_draws(50, (2, 2, 1), seed=0)
+    conditions = []
+    for tokens in (100_000, 1_000_000):
+        k = np.r_[np.nan, tokens / n_pos[1:]]
+        shape = (2, 2, 3, 3)
+        p = np.full(shape, 1.0)
+        a = np.full(shape, 2.0)
+        p[..., 2] -= 1e-6 * (1 + 0.1 * np.arange(2))[:, None, None]  # D_p improves a little
+        a[..., 2] += (1e-6 * np.nan_to_num(k))[None, None, :]         # D_a worsens k times more
+        p[..., 1] = a[..., 1] = np.nan                                # a point without text
+        metrics = {"bpb_pretrain": p, "bpb_align": a, "bpb_perturb": a.copy()}
+        key = ("sentiment", "main", "s", tokens, "sft", "forward", "main")
+        conditions.append((key, SimpleNamespace(n_pos=n_pos, n_neg=n_neg), metrics, draws))
+    rows, points = c7_rows(conditions)
+    by = {r["statistic"]: r for r in rows}
+    assert by["k_exponent"]["value"] == pytest.approx(1.0, abs=0.05)
+    assert by["k_exponent"]["verdict"] == "supported"
+    assert by["delta_a"]["verdict"] == "supported" and by["a_moves_more"]["verdict"] == "supported"
+    assert len(points) == 4 and all(pt["delta_p"] < 0 < pt["delta_a"] for pt in points)
+    # |D_a| Delta gamma_a = |D_p| (-Delta gamma_p) up to the 1.0-1.1 spread of Delta gamma_p
+    assert abs(by["spring_log_ratio"]["value"]) < 0.05

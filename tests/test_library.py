@@ -81,8 +81,15 @@ def test_pretraining_corpus_has_its_own_stream(tiny_world_cfg, tiny_world):
 def test_world_tables_have_the_right_columns_and_sizes(tiny_world_cfg, tiny_world):
     cfg = tiny_world_cfg
     expected = {"pretrain", "pretrain_heldout", *TASK_STEMS,
-                *(f"{t}/prompts" for t in world.TASKS)}
+                *(f"{t}/prompts" for t in world.TASKS), "resistance/train", "resistance/prompts"}
     assert set(tiny_world) == expected
+    style, held = tiny_world["resistance/train"], tiny_world["resistance/prompts"]
+    assert len(style["prompt"]) == cfg.style_pool and len(held["prompt"]) == cfg.style_prompts
+    assert all(world.STYLE_ANSWER in c for c in style["completion"])
+    # the style's prompts are new to D_p and to each other
+    assert not set(style["prompt"] + held["prompt"]) & world.document_prompts(
+        tiny_world["pretrain"]["text"])
+    assert len(set(style["prompt"] + held["prompt"])) == cfg.style_pool + cfg.style_prompts
     assert list(tiny_world["pretrain"]) == ["text"]
     assert len(tiny_world["pretrain"]["text"]) == cfg.pretrain_docs
     assert len(tiny_world["pretrain_heldout"]["text"]) == cfg.heldout_docs
@@ -398,18 +405,22 @@ def _heldout_docs(tiny_world, tok):
 
 
 @pytest.mark.parametrize("context", [7, TINY_CONTEXT])
-def test_stream_rows_cover_every_token_once(tiny_world, tiny_tokenizer, context):
+def test_layout_codes_every_token_once_per_document(tiny_world, tiny_tokenizer, context):
     tok = tiny_tokenizer
     _, docs = _heldout_docs(tiny_world, tok)
-    rows, mask = compress.stream_rows(docs, context=context, bos_id=tok.bos_token_id,
-                                      eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
-    stream = [t for d in docs for t in (*d, tok.eos_token_id)]
-    assert rows.shape[1] == context and mask.shape == (rows.shape[0], context - 1)
-    assert (rows[:, 0] == tok.bos_token_id).all()
-    assert int(mask.sum()) == sum(map(len, docs)) + len(docs)
-    assert rows[:, 1:][mask].tolist() == stream
-    assert (rows[:, 1:][~mask] == tok.pad_token_id).all()
-    assert rows.shape[0] == math.ceil(len(stream) / (context - 1))
+    batches = compress.layout(docs, context=context, bos_id=tok.bos_token_id,
+                              eos_id=tok.eos_token_id, pad_id=tok.pad_token_id, batch_size=8)
+    rows = [(r[1:][m].tolist()) for b in batches for r, m in zip(b.ids, b.mask)]
+    assert all((b.ids[:, 0] == tok.bos_token_id).all() for b in batches)
+    assert all(b.ids.shape[1] <= context for b in batches)
+    assert all((b.ids[:, 1:][~b.mask] == tok.pad_token_id).all() for b in batches)
+    assert all(torch.equal(b.targets, b.ids[:, 1:][b.mask]) for b in batches)
+    # every document is its own window(s): tokens + EOS in chunks of context - 1
+    windows = [d_[i: i + context - 1] for d in docs for d_ in [[*d, tok.eos_token_id]]
+               for i in range(0, len(d_), context - 1)]
+    assert sorted(rows) == sorted(windows)
+    assert sum(len(r) for r in rows) == sum(map(len, docs)) + len(docs)
+    assert not any(b.response.any() for b in batches)  # no prompts given: no response
 
 
 @pytest.mark.parametrize("context", [7, TINY_CONTEXT])
@@ -431,11 +442,29 @@ def test_utf8_bytes_counts_multibyte_characters_and_newlines():
     assert compress.utf8_bytes([""]) == 1
 
 
-def test_code_length_is_minus_log2_of_the_target_probabilities():
-    rows = torch.tensor([[9, 1, 0]])
-    mask = torch.tensor([[True, False]])
-    logprobs = torch.log(torch.tensor([[[0.25, 0.75], [0.5, 0.5]]]))
-    assert compress.code_length_bits(logprobs, rows, mask) == pytest.approx(-math.log2(0.75))
+def _bigram_logits(ids):
+    """p(3 | previous BOS=1) = 0.7, else uniform over the 4 symbols."""
+    table = torch.log(torch.tensor([[0.25] * 4, [0.1, 0.1, 0.1, 0.7], [0.25] * 4, [0.25] * 4]))
+    return table[ids]
+
+
+def test_code_length_is_per_document_by_hand():
+    kw = dict(bos_id=1, eos_id=2, pad_id=0)
+    first = -math.log2(0.7)  # a document's first token follows BOS
+    # two one-token documents: each coded after its own BOS (packing would code the second 3
+    # after the first document's EOS: first + 3 * 2 bits)
+    batches = compress.layout([[3], [3]], context=8, **kw)
+    assert compress.code_length(_bigram_logits, batches)[0] == pytest.approx(2 * (first + 2))
+    # a document longer than the context: tokens + EOS in windows of context - 1, each after BOS
+    batches = compress.layout([[3] * 5], context=4, **kw)
+    assert compress.code_length(_bigram_logits, batches)[0] == pytest.approx(2 * first + 4 * 2)
+    # response-only: tokens from index 1 on and EOS, given BOS and the prompt token
+    batches = compress.layout([[3, 3], [3]], context=8, starts=[1, 0], **kw)
+    total, response = compress.code_length(_bigram_logits, batches)
+    assert total == pytest.approx(first + 4 + first + 2)
+    assert response == pytest.approx(2 + 2 + first + 2)
+    assert compress.bits_per_byte(_bigram_logits, ["a", "b"], [[3], [3]], context=8, **kw) == \
+        pytest.approx(2 * (first + 2) / 4)
 
 
 def test_trained_model_compresses_better_than_uniform(tiny_world, tiny_tokenizer,
@@ -684,8 +713,9 @@ def test_build_llama_is_seeded_and_ties_embeddings(make_tiny_model):
 # ================================================================ evaluate
 
 EVAL_CFG = {"max_new_tokens": 6, "temperature": 1.0}
-METRIC_KEYS = {"score", "p_target", "logodds", "cue_gap", "coverage", "kl_to_base",
-               "bpb_pretrain", "bpb_align", "bpb_perturb"}
+TEXT_KEYS = {"kl_to_base", "bpb_pretrain", "bpb_align", "bpb_perturb", "bits_pretrain",
+             "bits_align", "bits_perturb", "bpbr_align", "bpbr_perturb"}
+METRIC_KEYS = {"score", "p_target", "logodds", "cue_gap", "coverage"} | TEXT_KEYS
 
 
 def _eval_set(tok, world_dir, task="sentiment"):
@@ -709,6 +739,9 @@ def test_eval_set_matches_the_world(tiny_tokenizer, tiny_world_dir, tiny_world):
         texts = [f"{p} {c}" for p, c in zip(tiny_world[f"{task}/align_heldout"]["prompt"],
                                             tiny_world[f"{task}/align_heldout"]["completion"])]
         assert ev.texts["align"].n_bytes == compress.utf8_bytes(texts)
+        completions = tiny_world[f"{task}/align_heldout"]["completion"]
+        assert ev.texts["align"].response_bytes == compress.utf8_bytes(completions)
+        assert ev.texts["pretrain"].response_bytes == 0
 
 
 def test_eval_set_without_a_clean_column_counts_every_prompt_clean(tiny_tokenizer,
@@ -728,11 +761,20 @@ def test_eval_set_without_a_clean_column_counts_every_prompt_clean(tiny_tokenize
 
 
 def test_base_keys_name_the_base_checkpoint():
-    prov = {"world": "mirror", "size": "s", "seed": 2, "tokens": 500, "n_params": 1234, "x": 1}
+    prov = {"world": "mirror", "size": "s", "seed": 2, "tokens": 500, "n_params": 1234,
+            "n_params_nonembedding": 1000, "x": 1}
     assert evaluation.base_keys(prov) == {"world": "mirror", "size": "s", "pretrain_seed": 2,
-                                          "pretrain_tokens": 500, "params": 1234}
+                                          "pretrain_tokens": 500, "params": 1234,
+                                          "params_nonembedding": 1000}
     hub = evaluation.base_keys({"size": "gpt2", "tokens": 10, "n_params": 5})
     assert hub["world"] == "hub" and hub["pretrain_seed"] == 0
+    assert hub["params_nonembedding"] == 5  # not recorded: all parameters
+
+
+def test_nonembedding_parameters_leave_out_the_tied_embedding(make_tiny_model):
+    model = make_tiny_model(seed=0)
+    emb = model.get_input_embeddings().weight.numel()
+    assert models.n_params_nonembedding(model) == models.n_params(model) - emb
 
 
 def test_kl_of_a_model_to_itself_is_zero(pretrained_model, tiny_tokenizer, tiny_world_dir):
@@ -844,6 +886,39 @@ def test_evaluate_checkpoint_returns_every_metric(pretrained_model, tiny_tokeniz
                                  context=TINY_CONTEXT, bos_id=tok.bos_token_id,
                                  eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
     assert metrics["bpb_pretrain"] == pytest.approx(bpb, rel=1e-6)
+    for name in ("pretrain", "align", "perturb"):
+        s = ev.texts[name]
+        assert metrics[f"bits_{name}"] == pytest.approx(metrics[f"bpb_{name}"] * s.n_bytes)
+    # response-only bits by hand: each completion + EOS after BOS and its prompt, one document
+    # at a time, in windows of context - 1 targets (these documents need two)
+    held, w, bits = tiny_world["sentiment/align_heldout"], TINY_CONTEXT - 1, 0.0
+    for p, c in zip(held["prompt"], held["completion"]):
+        prompt, completion = (tok(x, add_special_tokens=False)["input_ids"] for x in (p, c))
+        targets = [*prompt, *completion, tok.eos_token_id]
+        for i in range(0, len(targets), w):
+            ids = torch.tensor([[tok.bos_token_id, *targets[i: i + w]]])
+            with torch.no_grad():
+                logp = pretrained_model(input_ids=ids).logits[0, :-1].double().log_softmax(-1)
+            nll = -logp.gather(-1, ids[0, 1:, None])[:, 0]
+            bits += float(nll[max(len(prompt) - i, 0):].sum()) / math.log(2)
+    assert metrics["bpbr_align"] == pytest.approx(bits / compress.utf8_bytes(held["completion"]),
+                                                  rel=1e-5)
+
+
+def test_text_metrics_do_not_depend_on_batching(pretrained_model, make_tiny_model,
+                                                tiny_tokenizer, tiny_world_dir):
+    """Right padding cannot change a document's code: batches of 1 and of 7 agree."""
+    out = []
+    for batch_size in (1, 7):
+        ev = evaluation.eval_set(tiny_tokenizer, task="safety", task_dir=tiny_world_dir / "safety",
+                                 pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet",
+                                 context=TINY_CONTEXT,
+                                 eval_cfg={**EVAL_CFG, "batch_size": batch_size})
+        evaluate.set_base(make_tiny_model(seed=0), ev)
+        out.append(evaluate.text_metrics(pretrained_model, ev))
+    assert out[0].keys() == out[1].keys() == TEXT_KEYS
+    for key in TEXT_KEYS:
+        assert out[0][key] == pytest.approx(out[1][key], rel=1e-5), key
 
 
 def test_evaluate_checkpoint_can_skip_sampling_and_text(pretrained_model, make_tiny_model,
@@ -851,7 +926,7 @@ def test_evaluate_checkpoint_can_skip_sampling_and_text(pretrained_model, make_t
     ev = _eval_set(tiny_tokenizer, tiny_world_dir)
     evaluate.set_base(make_tiny_model(seed=0), ev)
     full, full_prompts = evaluate.evaluate_checkpoint(pretrained_model, tiny_tokenizer, ev, seed=0)
-    text_keys = {"bpb_pretrain", "bpb_align", "bpb_perturb", "kl_to_base"}
+    text_keys = TEXT_KEYS
     # sample=False: no sampled score, everything else unchanged
     metrics, per_prompt = evaluate.evaluate_checkpoint(pretrained_model, tiny_tokenizer, ev,
                                                        seed=0, sample=False)
@@ -1025,7 +1100,7 @@ def test_a_mirror_base_needs_mirror_seeds(study_cfg):
 
 
 def test_a_control_role_is_used_once(study_cfg):
-    study_cfg["rebound"]["bases"].append({"size": "s", "tokens": 1_000_000,
+    study_cfg["rebound"]["bases"].append({"size": "s", "tokens": 750_000,
                                           "role": "pre_emergence"})
     message = _fails_with(copy.deepcopy(study_cfg), ".role", "pre_emergence")
     assert message.startswith(("config key rebound.bases[2].role",  # either one of the pair
@@ -1034,12 +1109,38 @@ def test_a_control_role_is_used_once(study_cfg):
     check_study_config(study_cfg)
 
 
+def test_experiments_add_their_bases(study_cfg):
+    from springback.experiments import study_bases
+
+    bases = {(b["world"], b["size"], b["tokens"]): b for b in study_bases(study_cfg)}
+    for size in study_cfg["size"]["sizes"]:  # C4: every size and its random-init twin
+        assert bases["main", size, study_cfg["size"]["tokens"]]["role"] == "main"
+        assert bases["main", size, 0]["role"] == "random_init"
+    assert bases["main", "m", 0]["pretrain_seeds"] == [0]  # size.pretrain_seeds
+    for tokens in study_cfg["volume"]["tokens"]:  # C5: every budget of the volume size
+        assert ("main", study_cfg["volume"]["size"], tokens) in bases
+    pre = bases["main", "s", 375_000]  # the rebound's pre-emergence control, also a volume point
+    assert pre["role"] == "pre_emergence" and pre["experiments"] == ["rebound", "volume"]
+    assert pre["directions"] == ["forward", "reversed"]
+    assert bases["main", "s", 750_000]["directions"] == ["forward"]
+    study_cfg["experiments"] = ["volume"]  # one experiment alone
+    assert {b["experiments"][0] for b in study_bases(study_cfg)} == {"volume"}
+
+
+def test_an_experiment_base_must_be_pretrained(study_cfg):
+    study_cfg["volume"]["tokens"] = [375_000, 1_000_000, 3_000_000]
+    _fails_with(copy.deepcopy(study_cfg), "config key volume.tokens", "1000000")
+    study_cfg["size"]["sizes"] = ["xs", "s", "l"]
+    _fails_with(study_cfg, "config key size.sizes", "'l'")
+
+
 def test_heads_must_divide_hidden(study_cfg):
     study_cfg["models"]["s"]["heads"] = 3
     _fails(study_cfg, "models.s.heads")
 
 
 def test_base_tokens_must_be_on_the_ladder(study_cfg):
+    study_cfg["experiments"] = ["rebound"]
     study_cfg["pretrain"]["checkpoints"] = [0, 500_000, 3_000_000]
     study_cfg["rebound"]["bases"][2] = {"size": "s", "tokens": 1_000_000, "role": "pre_emergence"}
     _fails(study_cfg, "rebound.bases[2].tokens")
@@ -1048,13 +1149,14 @@ def test_base_tokens_must_be_on_the_ladder(study_cfg):
 
 
 def _with_size_m(cfg: dict, budget: int) -> None:
-    cfg["pretrain"]["sizes"].append("m")
-    cfg["pretrain"]["tokens"]["m"] = budget
+    """The rebound experiment alone, with sizes s and m (m pretrained to ``budget``)."""
+    cfg["experiments"] = ["rebound"]
+    cfg["pretrain"]["sizes"] = ["s", "m"]
+    cfg["pretrain"]["tokens"] = {"s": 3_000_000, "m": budget}
 
 
 def test_base_tokens_above_the_size_budget_are_off_the_ladder(study_cfg):
     # 3 M is a ladder checkpoint, but size m only pretrains to 1.5 M
-    study_cfg["pretrain"]["checkpoints"] = [0, 500_000, 1_500_000, 3_000_000]
     _with_size_m(study_cfg, 1_500_000)
     study_cfg["rebound"]["bases"].append({"size": "m", "tokens": 3_000_000})
     _fails(study_cfg, "rebound.bases[4].tokens")
@@ -1063,6 +1165,7 @@ def test_base_tokens_above_the_size_budget_are_off_the_ladder(study_cfg):
 
 
 def test_budget_is_on_the_ladder_even_off_the_checkpoint_list(study_cfg):
+    study_cfg["experiments"] = ["rebound"]
     study_cfg["pretrain"]["tokens"]["s"] = 2_500_000
     for base in study_cfg["rebound"]["bases"]:
         if base["tokens"] == 3_000_000:

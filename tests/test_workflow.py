@@ -57,7 +57,7 @@ def test_prompt_table_has_every_key(smoke_study):
 def test_claims_recompute_from_the_prompt_table_alone(smoke_study, tmp_path):
     out = tmp_path / "claims.csv"
     proc = subprocess.run([str(Path(SNAKEMAKE).with_name("python")), "-m", "springback.claims",
-                           str(smoke_study / "tables" / "prompts.parquet"), str(out), "200"],
+                           str(smoke_study / "tables"), str(out), "200"],
                           capture_output=True, text=True, timeout=300, env=ENV)
     assert proc.returncode == 0, proc.stderr[-2000:]
     again, written = pd.read_csv(out), pd.read_csv(smoke_study / "claims.csv")
@@ -115,11 +115,25 @@ CLAIM_COLUMNS = ["claim", "statement", "task", "statistic", "value", "ci_low", "
 def test_claims_table(smoke_study):
     claims = pd.read_csv(smoke_study / "claims.csv")
     assert set(CLAIM_COLUMNS) <= set(claims.columns)
-    assert {"C2", "C3", "C8", "E1", "E2"} == set(claims["claim"])
-    assert set(claims["control"]) == {"random_init", "pre_emergence", "mirror"}
-    # one row per claim statistic x task x control
-    assert not claims.duplicated(["claim", "statistic", "task", "control"]).any()
-    assert len(claims) == 6 * 2 * 3
+    assert {"C1", "C2", "C3", "C4", "C5", "C8", "E1", "E2"} == set(claims["claim"])
+    assert set(claims["control"]) == {"random_init", "pre_emergence", "mirror", "none"}
+    # one row per claim statistic x task x base x control
+    assert not claims.duplicated(["claim", "statistic", "task", "size", "pretrain_tokens",
+                                  "control"]).any()
+    # the rebound experiment: 6 statistics x 2 tasks x 3 controls on the main base
+    main = claims[claims["claim"].isin(["C2", "C3", "C8", "E1", "E2"])
+                  & (claims["size"] == "s") & (claims["pretrain_tokens"] == "60000")]
+    assert len(main) == 6 * 2 * 3
+    # size (C4: 3 slopes per task, paired with the random-init twins), volume (C5: 3 slopes per
+    # task, with or without the past-emergence series), resistance (C1: 3 cells, pooled, KL)
+    c4 = claims[claims["claim"] == "C4"]
+    assert len(c4) == 3 * 2 and set(c4["size"]) == {"xs|s|m"} and set(c4["control"]) == {"random_init"}
+    c5 = claims[claims["claim"] == "C5"]
+    assert set(c5["pretrain_tokens"]) == {"15000|30000|60000"} and len(c5) >= 3 * 2
+    c1 = claims[claims["claim"] == "C1"]
+    assert set(c1["statistic"]) == {"loss_gap_1-2", "loss_gap_1-3", "loss_gap_2-3",
+                                    "loss_gap_pooled", "kl_gap_pooled"}
+    assert set(c1["control"]) == {"random_init"}
     decided = claims.dropna(subset=["ci_low", "ci_high"])
     assert len(decided) > 0
     for row in claims.itertuples():  # the verdict and attributable follow the written rules
@@ -131,7 +145,7 @@ def test_claims_table(smoke_study):
         assert row.attributable == ("undetermined" if np.isnan(row.diff_ci_low) else "yes"
                                     if row.verdict == "supported" and row.diff_ci_low > 0
                                     else "no")
-    for name in ("elasticity", "runs", "regime"):
+    for name in ("elasticity", "runs", "regime", "trends", "resistance"):
         assert len(pd.read_csv(smoke_study / "tables" / f"{name}.csv")) > 0
 
 
@@ -141,8 +155,9 @@ def test_regime_table_checks_competence_per_base_and_task(smoke_study):
     for column in ("departure_count", "departure_D_t_pct", "align_D_p_pct", "perturb_D_p_pct",
                    "dt_improves", "dp_rise_ok", "competent"):
         assert column in regime.columns
-    # pretrained bases only: main (2 seeds), pre-emergence (2), mirror (1); two tasks each
-    assert len(regime) == (2 + 2 + 1) * 2
+    # pretrained bases only: main (2 seeds), pre-emergence (2), mirror (1), the size
+    # experiment's xs and m (1 each), the volume experiment's 15 k budget (2); two tasks each
+    assert len(regime) == (2 + 2 + 1 + 1 + 1 + 2) * 2
     assert (regime["dt_improves"] == (regime["departure_D_t_pct"] < 0)).all()
 
 

@@ -1,56 +1,85 @@
-"""Compression rate of a dataset under a model: bits per byte (bpb).
+"""Compression rate of a dataset under a model: code length in bits and bits per byte (bpb).
 
-Accounting (as in LMIC, Delétang et al. 2024, adapted to whole documents):
-- the dataset is a list of documents; each is encoded as its tokens followed by EOS, the EOS
-  standing for the one-byte newline separator of a text file with a document per line;
-- the concatenated stream is cut into rows of ``context - 1`` tokens, each prefixed with BOS
-  (the same packing as pretraining), and *every* stream token is predicted exactly once, the first
-  one of a row from BOS alone; nothing is masked (prompts are part of the text);
-- code length = the sum of -log2 p(token | preceding tokens in the row) over all stream tokens,
-  dropped tail tokens (a last partial row) included by padding that row;
-- bytes = UTF-8 bytes of every document + 1 per document (the newline).
-bpb = code length / bytes. For a uniform model over V symbols this is n_tokens * log2(V) / bytes.
+Accounting (as in LMIC, Delétang et al. 2024, but every document coded on its own):
+- a document is coded as the sequence BOS, its tokens, EOS. BOS is given (the decoder knows it);
+  every token and the EOS are coded, each at -log2 p(token | BOS and the document's earlier tokens).
+  Documents never see each other: a dataset's code length is the sum of its documents' code
+  lengths, whatever their order. EOS stands for the newline of a file with one document per line;
+- a document whose tokens + EOS exceed ``context - 1`` is coded in windows: tokens + EOS cut into
+  consecutive chunks of ``context - 1``, each coded after a fresh BOS (no overlap, so a window's
+  first token is predicted from BOS alone; the coder in ``coder.py`` does the same);
+- bytes = UTF-8 bytes of every document + 1 per document (the newline);
+- response-only (prompt/completion documents): the code length of the response tokens (those whose
+  text starts at or after the end of the prompt) and the EOS, still conditioned on BOS and the
+  prompt; response bytes = UTF-8 bytes of the completion + 1.
+bpb = code length / bytes; nothing is masked except where stated. A uniform model over V symbols
+gives n_tokens * log2(V) / bytes, n_tokens counting one EOS per document.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
-import numpy as np
 import torch
+import torch.nn.functional as F
 
 LogitsFn = Callable[[torch.Tensor], torch.Tensor]
+LN2 = math.log(2)
 
 
-def stream_rows(docs: Sequence[Sequence[int]], *, context: int, bos_id: int, eos_id: int,
-                pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Rows of BOS + up to context-1 stream tokens (last row padded) and a mask of real tokens."""
-    stream = np.fromiter((t for d in docs for t in (*d, eos_id)), dtype=np.int64)
-    width = context - 1
-    n_rows = math.ceil(len(stream) / width)
-    padded = np.full(n_rows * width, pad_id, dtype=np.int64)
-    padded[: len(stream)] = stream
-    mask = np.zeros(n_rows * width, dtype=bool)
-    mask[: len(stream)] = True
-    bos = np.full((n_rows, 1), bos_id, dtype=np.int64)
-    rows = np.concatenate([bos, padded.reshape(n_rows, width)], axis=1)
-    return torch.from_numpy(rows), torch.from_numpy(mask.reshape(n_rows, width))
+@dataclass
+class Batch:
+    """Windows of similar length: BOS + targets per row, right-padded (padding after a causal
+    row's real tokens cannot change them, so no attention mask is needed)."""
+
+    ids: torch.Tensor       # (rows, width) token ids
+    mask: torch.Tensor      # (rows, width - 1) True where position i predicts a real target
+    targets: torch.Tensor   # (n_real,) the real targets, in mask order
+    response: torch.Tensor  # (n_real,) True where the target is a response token or its EOS
+    full: bool              # no padding: every position but the last predicts a target
 
 
-@torch.no_grad()
-def stream_logprobs(logits_fn: LogitsFn, rows: torch.Tensor, *, batch_size: int = 64):
-    """Log-softmax over the vocabulary at every predicting position: (rows, width, vocab)."""
-    out = [logits_fn(rows[i: i + batch_size])[:, :-1].float().log_softmax(-1)
-           for i in range(0, len(rows), batch_size)]
-    return torch.cat(out)
+@dataclass
+class TextSet:
+    """A held-out dataset laid out for per-document coding."""
+
+    batches: list[Batch]
+    n_bytes: int            # UTF-8 bytes + 1 per document
+    response_bytes: int     # UTF-8 bytes of the completions + 1 per document (0: no prompts)
 
 
-def code_length_bits(logprobs: torch.Tensor, rows: torch.Tensor, mask: torch.Tensor) -> float:
-    """Total -log2 p of the real stream tokens given their log-probability tensor."""
-    targets = rows[:, 1:]
-    nll = -logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return float(nll[mask].sum() / math.log(2))
+def windows(doc: Sequence[int], start: int, *, context: int,
+            eos_id: int) -> list[tuple[list[int], list[bool]]]:
+    """A document's targets (tokens + EOS) in chunks of context - 1, each flagged True from the
+    token index ``start`` on (the response)."""
+    stream, w = [*doc, eos_id], context - 1
+    return [(stream[i: i + w], [j >= start for j in range(i, min(i + w, len(stream)))])
+            for i in range(0, len(stream), w)]
+
+
+def layout(docs: Sequence[Sequence[int]], *, context: int, bos_id: int, eos_id: int, pad_id: int,
+           batch_size: int = 64, starts: Sequence[int] | None = None) -> list[Batch]:
+    """Every window of every document, sorted by length (little padding), in batches of rows;
+    ``starts`` gives each document's first response token (None: no response)."""
+    starts = starts if starts is not None else [len(d) + 1 for d in docs]
+    rows = [w for d, s in zip(docs, starts) for w in windows(d, s, context=context, eos_id=eos_id)]
+    rows.sort(key=lambda r: -len(r[0]))
+    return [_batch(rows[i: i + batch_size], bos_id, pad_id)
+            for i in range(0, len(rows), batch_size)]
+
+
+def _batch(rows: list[tuple[list[int], list[bool]]], bos_id: int, pad_id: int) -> Batch:
+    width = max(len(t) for t, _ in rows)
+    ids = torch.full((len(rows), width + 1), pad_id, dtype=torch.long)
+    ids[:, 0] = bos_id
+    mask = torch.zeros(len(rows), width, dtype=torch.bool)
+    for i, (t, _) in enumerate(rows):
+        ids[i, 1: len(t) + 1] = torch.tensor(t)
+        mask[i, : len(t)] = True
+    response = torch.tensor([f for _, flags in rows for f in flags])
+    return Batch(ids, mask, ids[:, 1:][mask], response, bool(mask.all()))
 
 
 def utf8_bytes(texts: Sequence[str]) -> int:
@@ -58,14 +87,38 @@ def utf8_bytes(texts: Sequence[str]) -> int:
     return sum(len(t.encode("utf-8")) + 1 for t in texts)
 
 
-def bits_per_byte(logits_fn: LogitsFn, texts: Sequence[str], docs: Sequence[Sequence[int]], *,
-                  context: int, bos_id: int, eos_id: int, pad_id: int) -> float:
+def real_logits(logits_fn: LogitsFn, b: Batch) -> torch.Tensor:
+    """Logits at the real predicting positions of a batch, in target order: (n_real, vocab)."""
+    logits = logits_fn(b.ids)[:, : b.mask.shape[1]]  # the last position predicts nothing
+    return logits.flatten(0, 1) if b.full else logits[b.mask.to(logits.device)]
+
+
+def target_nll(real: torch.Tensor, b: Batch) -> torch.Tensor:
+    """-ln p of every real target of a batch (nats, float32) from its ``real_logits``."""
+    return F.cross_entropy(real.float(), b.targets.to(real.device), reduction="none")
+
+
+@torch.no_grad()
+def code_length(logits_fn: LogitsFn, batches: list[Batch]) -> tuple[float, float]:
+    """(code length of every document, code length of the responses) in bits."""
+    total = response = 0.0
+    for b in batches:
+        nll = target_nll(real_logits(logits_fn, b), b).double().cpu()
+        total, response = total + float(nll.sum()), response + float(nll[b.response].sum())
+    return total / LN2, response / LN2
+
+
+def bits_per_byte(logits_fn: LogitsFn, texts: Sequence[str], docs: Sequence[Sequence[int]],
+                  *, context: int, bos_id: int, eos_id: int, pad_id: int) -> float:
     """bpb of ``texts`` (tokenised as ``docs``) under a model given as a logits function."""
-    rows, mask = stream_rows(docs, context=context, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
-    bits = code_length_bits(stream_logprobs(logits_fn, rows), rows, mask)
-    return bits / utf8_bytes(texts)
+    batches = layout(docs, context=context, bos_id=bos_id, eos_id=eos_id, pad_id=pad_id)
+    return code_length(logits_fn, batches)[0] / utf8_bytes(texts)
 
 
 def model_logits(model) -> LogitsFn:
-    """Wrap a causal LM as a function from input ids to logits."""
-    return lambda ids: model(input_ids=ids).logits
+    """Wrap a causal LM as a function from input ids (rows, width) to the logits of the first
+    width - 1 positions (the output head skips the last one, which predicts nothing)."""
+    def logits(ids: torch.Tensor) -> torch.Tensor:
+        keep = torch.arange(ids.shape[1] - 1, device=model.device)
+        return model(input_ids=ids.to(model.device), logits_to_keep=keep).logits
+    return logits

@@ -77,6 +77,39 @@ def check_roles(cfg: dict) -> None:
             raise ConfigError(f"config key rebound.bases[{i}].role: {roles[i]!r} is used twice")
 
 
+def check_experiments(cfg: dict) -> None:
+    """Every base an experiment adds must be a pretrained size and a checkpoint of its ladder."""
+    from springback.experiments import study_bases
+
+    experiments = cfg.get("experiments", ["rebound"])
+    if "size" in experiments:
+        for size in cfg["size"]["sizes"]:
+            if size not in cfg["pretrain"]["sizes"]:
+                raise ConfigError(f"config key size.sizes: model size {size!r} is not in "
+                                  "pretrain.sizes")
+    if "volume" in experiments:
+        _increasing(cfg["volume"]["tokens"], "volume.tokens")
+        if cfg["volume"]["size"] not in cfg["pretrain"]["sizes"]:
+            raise ConfigError(f"config key volume.size: model size {cfg['volume']['size']!r} is "
+                              "not in pretrain.sizes")
+    if "resistance" in experiments:
+        spec = cfg["resistance"]
+        for size in spec["sizes"]:
+            if size not in cfg["pretrain"]["sizes"]:
+                raise ConfigError(f"config key resistance.sizes: model size {size!r} is not in "
+                                  "pretrain.sizes")
+            check_base(cfg, {"size": size, "tokens": spec["tokens"]}, "resistance")
+        if spec["slice"] % spec["batch_size"]:
+            raise ConfigError(f"config key resistance.slice ({spec['slice']}) is not a multiple "
+                              f"of resistance.batch_size ({spec['batch_size']})")
+        if 3 * spec["slice"] > cfg["world"]["style_pool"]:
+            raise ConfigError(f"config key resistance.slice: 3 slices need {3 * spec['slice']} "
+                              f"examples but world.style_pool is {cfg['world']['style_pool']}")
+    for base in study_bases(cfg):
+        last = base["experiments"][-1]  # the experiment that added it last names the key
+        check_base(cfg, base, "rebound.bases" if last == "rebound" else last)
+
+
 def check_rebound(cfg: dict) -> None:
     rebound, world = cfg["rebound"], cfg["world"]
     check_grids(rebound, cfg.get("evaluate"))
@@ -146,3 +179,4 @@ def check_study_config(cfg: dict) -> None:
         raise ConfigError("config key world.genre_mix must have a positive share")
     check_models(cfg)
     check_rebound(cfg)
+    check_experiments(cfg)

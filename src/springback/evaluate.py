@@ -1,10 +1,16 @@
 """Behaviour evaluation of one checkpoint: judged samples, exact behaviour probability, context
-following (cue gap), KL to the base model and bits per byte on the three datasets.
+following (cue gap), KL to the base model and code lengths of the three held-out datasets.
+
+Code lengths follow ``compress.py`` (every document coded on its own, BOS given, tokens and EOS
+coded): per set ``bits_<set>`` (total code length in bits) and ``bpb_<set>`` (per byte); for the
+prompt/completion sets also ``bpbr_<set>`` (response tokens + EOS given the prompt, per byte of
+the completion + 1).
 
 KL estimator (``kl_to_base``): token-level forward KL, KL(p_model || p_base) = sum_v p_model(v) *
-(log p_model(v) - log p_base(v)), computed exactly over the whole vocabulary at every position of
-the held-out alignment and perturbation texts (prompts and completions, packed as for bits/byte),
-then averaged over positions of both sets. Exact and deterministic; in nats per token.
+(log p_model(v) - log p_base(v)), computed exactly over the whole vocabulary at every predicted
+position (every token and the EOS, BOS given) of every held-out alignment and perturbation
+document, each document on its own, then averaged over the positions of both sets. Exact and
+deterministic; in nats per token.
 """
 
 from __future__ import annotations
@@ -14,19 +20,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from springback.compress import code_length_bits, stream_rows, utf8_bytes
+from springback.compress import (LN2, Batch, TextSet, layout, model_logits, real_logits,
+                                 target_nll, utf8_bytes)
 from springback.judge import Judge
 
 CACHE_LIMIT = 50_000_000  # cache base log-probs of a text set below this many floats (200 MB)
-
-
-@dataclass
-class TextSet:
-    """A held-out text set packed for bits/byte: rows, mask of real tokens, byte count."""
-
-    rows: torch.Tensor
-    mask: torch.Tensor
-    n_bytes: int
+KL_SETS = ("align", "perturb")  # the sets whose positions ``kl_to_base`` averages over
 
 
 @dataclass
@@ -49,14 +48,21 @@ class EvalSet:
     base_cache: dict = field(default_factory=dict)
 
 
-def text_set(tokenizer, texts: list[str], context: int) -> TextSet:
+def text_set(tokenizer, texts: list[str] | list[tuple[str, str]], context: int,
+             batch_size: int = 64) -> TextSet:
+    """A held-out set laid out for per-document coding. A (prompt, completion) pair is the
+    document ``prompt + " " + completion``; its response tokens are those whose text starts at or
+    after the end of the prompt."""
     from springback.models import special_ids
 
-    ids = special_ids(tokenizer)
-    docs = tokenizer(texts, add_special_tokens=False)["input_ids"]
-    rows, mask = stream_rows(docs, context=context, bos_id=ids["start"], eos_id=ids["eos"],
-                             pad_id=ids["pad"])
-    return TextSet(rows, mask, utf8_bytes(texts))
+    ids, pairs = special_ids(tokenizer), bool(texts) and not isinstance(texts[0], str)
+    docs = [f"{p} {c}" for p, c in texts] if pairs else list(texts)
+    enc = tokenizer(docs, add_special_tokens=False, return_offsets_mapping=pairs)
+    starts = [next((j for j, (a, _) in enumerate(off) if a >= len(p)), len(off))
+              for (p, _), off in zip(texts, enc["offset_mapping"])] if pairs else None
+    batches = layout(enc["input_ids"], context=context, bos_id=ids["start"], eos_id=ids["eos"],
+                     pad_id=ids["pad"], batch_size=batch_size, starts=starts)
+    return TextSet(batches, utf8_bytes(docs), utf8_bytes([c for _, c in texts]) if pairs else 0)
 
 
 def device_of(model) -> torch.device:
@@ -114,49 +120,62 @@ def sample_continuations(model, tokenizer, ev: EvalSet, *, seed: int) -> list[st
     return out
 
 
-def kl_per_position(logp: torch.Tensor, logq: torch.Tensor) -> torch.Tensor:
-    """Exact KL(p || q) over the vocabulary (last axis) at every position (nats)."""
-    return (logp.exp() * (logp - logq)).sum(-1)
+def kl_total(logp: torch.Tensor, logq: torch.Tensor) -> float:
+    """Exact KL(p || q) over the vocabulary (last axis), summed over every position (nats)."""
+    return float(torch.dot(logp.exp().flatten(), (logp - logq).flatten()))
 
 
 def kl_mean(logp: torch.Tensor, logq: torch.Tensor, mask: torch.Tensor) -> float:
     """Mean over real positions of the exact KL(p || q)."""
-    return float(kl_per_position(logp, logq)[mask].mean())
+    return kl_total(logp[mask], logq[mask]) / int(mask.sum())
 
 
-def row_logprobs(model, rows: torch.Tensor) -> torch.Tensor:
-    """Log-softmax at every predicting position of packed rows: (rows, width - 1, vocab)."""
-    return model(input_ids=rows.to(device_of(model))).logits[:, :-1].float().log_softmax(-1)
+def real_logprobs(model, b: Batch) -> torch.Tensor:
+    """Log-softmax at every real predicting position of a batch: (n_real, vocab)."""
+    return real_logits(model_logits(model), b).float().log_softmax(-1)
 
 
-def base_logprobs(ev: EvalSet, name: str, i: int, rows: torch.Tensor) -> torch.Tensor:
-    """The base model's log-probs of a batch, cached when the whole set is small."""
+def base_logprobs(ev: EvalSet, name: str, i: int, b: Batch) -> torch.Tensor:
+    """The base model's log-probs of batch i of a set, cached when the whole set is small."""
     key = (name, i)
     if key in ev.base_cache:
         return ev.base_cache[key]
-    lq = row_logprobs(ev.base, rows)
-    s = ev.texts[name]
-    if s.rows.numel() * lq.shape[-1] <= CACHE_LIMIT:
+    lq = real_logprobs(ev.base, b)
+    if sum(int(x.mask.sum()) for x in ev.texts[name].batches) * lq.shape[-1] <= CACHE_LIMIT:
         ev.base_cache[key] = lq
     return lq
 
 
+def batch_nll(model, ev: EvalSet, name: str, i: int, b: Batch) -> tuple[torch.Tensor, float | None]:
+    """-ln p of the real targets of batch i of a set (float64, on the CPU) and their summed KL to
+    base (None where not measured; the full log-softmax is taken only where the KL needs it)."""
+    if ev.base is None or name not in KL_SETS:
+        return target_nll(real_logits(model_logits(model), b), b).double().cpu(), None
+    lp = real_logprobs(model, b)
+    nll = -lp.gather(-1, b.targets.to(lp.device)[:, None]).squeeze(-1)
+    return nll.double().cpu(), kl_total(lp, base_logprobs(ev, name, i, b))
+
+
+def text_keys(ev: EvalSet) -> list[str]:
+    """The text metric columns of an evaluation set."""
+    keys = [f"{m}_{k}" for m in ("bpb", "bits") for k in ev.texts]
+    return keys + [f"bpbr_{k}" for k, s in ev.texts.items() if s.response_bytes] + ["kl_to_base"]
+
+
 @torch.no_grad()
 def text_metrics(model, ev: EvalSet) -> dict[str, float]:
-    """bits/byte of every text set and the KL to base over the align + perturb sets."""
+    """Code lengths of every text set and the KL to base over the align + perturb sets."""
     out, kl_sum, kl_n = {}, 0.0, 0
     for name, s in ev.texts.items():
-        bits = 0.0
-        for i in range(0, len(s.rows), ev.batch_size):
-            rows, mask = s.rows[i: i + ev.batch_size], s.mask[i: i + ev.batch_size]
-            lp = row_logprobs(model, rows)
-            mask = mask.to(lp.device)
-            bits += code_length_bits(lp, rows.to(lp.device), mask)
-            if ev.base is not None and name in ("align", "perturb"):
-                lq = base_logprobs(ev, name, i, rows)
-                kl = kl_per_position(lp, lq)
-                kl_sum, kl_n = kl_sum + float(kl[mask].sum()), kl_n + int(mask.sum())
-        out[f"bpb_{name}"] = bits / s.n_bytes
+        bits = response = 0.0
+        for i, b in enumerate(s.batches):
+            nll, kl = batch_nll(model, ev, name, i, b)
+            bits, response = bits + float(nll.sum()), response + float(nll[b.response].sum())
+            if kl is not None:
+                kl_sum, kl_n = kl_sum + kl, kl_n + len(nll)
+        out |= {f"bits_{name}": bits / LN2, f"bpb_{name}": bits / LN2 / s.n_bytes}
+        if s.response_bytes:
+            out[f"bpbr_{name}"] = response / LN2 / s.response_bytes
     out["kl_to_base"] = kl_sum / kl_n if kl_n else float("nan")
     return out
 
@@ -185,7 +204,7 @@ def evaluate_checkpoint(model, tokenizer, ev: EvalSet, *, seed: int, text: bool 
     n = len(ev.prompt_ids)
     scores = (np.array(ev.judge(sample_continuations(model, tokenizer, ev, seed=seed)), dtype=float)
               if sample else np.full(n, np.nan))
-    nan_text = {f"bpb_{k}": float("nan") for k in ev.texts} | {"kl_to_base": float("nan")}
+    nan_text = dict.fromkeys(text_keys(ev), float("nan"))
     metrics = {
         "score": float(scores.mean()),
         "p_target": float(np.mean(p_target)),

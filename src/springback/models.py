@@ -38,6 +38,16 @@ def n_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+EMBEDDING_NAMES = ("embed_tokens", "lm_head")  # token embedding and output head (Llama naming)
+
+
+def n_params_nonembedding(model) -> int:
+    """Parameters outside the token embedding and output head (the size axis of scaling
+    studies: attention, MLP and norms)."""
+    return sum(p.numel() for name, p in model.named_parameters()
+               if not any(e in name for e in EMBEDDING_NAMES))
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` to fill; on success it replaces ``path`` in one

@@ -4,6 +4,9 @@ what the claims use."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
 import pandas as pd
 import plotnine as p9
 
@@ -17,6 +20,11 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
                      + frame["pretrain_tokens"].map("{:,}".format))
     frame["n_pos"] = pd.Categorical(frame["n_pos"], sorted(frame["n_pos"].unique()))
     return frame
+
+
+def _width(frame: pd.DataFrame) -> float:
+    """Figure width growing with the number of base facets (the size and volume bases add some)."""
+    return max(11.0, 2.0 * frame["base"].nunique())
 
 
 def fit_segments(elasticity: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +66,7 @@ def rebound_plot(curves: pd.DataFrame, elasticity: pd.DataFrame, task: str,
             + p9.facet_grid("direction ~ base")
             + p9.labs(x="perturbation examples (n_neg)", y=LEVEL[metric], colour="n_pos",
                       fill="n_pos", title=f"Rebound: {task} (dotted: the two-phase segments)")
-            + p9.theme_bw() + p9.theme(figure_size=(11, 5.5)))
+            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5.5)))
 
 
 def cue_gap_plot(curves: pd.DataFrame) -> p9.ggplot:
@@ -72,7 +80,7 @@ def cue_gap_plot(curves: pd.DataFrame) -> p9.ggplot:
             + p9.facet_grid("task ~ base")
             + p9.labs(x="perturbation examples (n_neg)", y="cue gap (nats, clean-cue prompts)",
                       title="Context following during the perturbation (forward)")
-            + p9.theme_bw() + p9.theme(figure_size=(11, 5)))
+            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5)))
 
 
 def compression_plot(curves: pd.DataFrame, task: str) -> p9.ggplot:
@@ -86,7 +94,7 @@ def compression_plot(curves: pd.DataFrame, task: str) -> p9.ggplot:
             + p9.facet_grid("dataset ~ base", scales="free_y")
             + p9.labs(x="perturbation examples (n_neg)", y="bits per byte",
                       title=f"Compression during perturbation: {task}")
-            + p9.theme_bw() + p9.theme(figure_size=(11, 6)))
+            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 6)))
 
 
 def ladder_plot(checkpoints: pd.DataFrame) -> p9.ggplot:
@@ -110,7 +118,32 @@ def kl_plot(curves: pd.DataFrame) -> p9.ggplot:
             + p9.facet_grid("task ~ base", scales="free_y")
             + p9.labs(x="perturbation examples (n_neg)", y="KL to base (nats/token)",
                       title="KL rebound")
-            + p9.theme_bw() + p9.theme(figure_size=(11, 5)))
+            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5)))
+
+
+TREND_LABELS = {"stiffness": "E1 retained stiffness S", "recovery": "E2 context recovery",
+                "faster_return": "- return count (examples)"}
+TREND_AXES = {"parameters": ("C4", "non-embedding parameters"), "tokens": ("C5", "pretraining tokens")}
+
+
+def trend_plot(trends: pd.DataFrame, axis: str) -> p9.ggplot:
+    """The trend statistics of the deepest alignment (forward) against model size or pretraining
+    tokens, with their CIs, beside the random-init twins (C4); the points claims.csv fits."""
+    claim, xlab = TREND_AXES[axis]
+    frame = trends[trends["axis"] == axis].copy()
+    frame["statistic"] = frame["statistic"].map(TREND_LABELS)
+    plot = p9.ggplot(frame, p9.aes("x", "value", colour="task", shape="arm", linetype="arm"))
+    if frame.empty:
+        plot += p9.annotate("text", x=1, y=0, label="no series of >= 3 points in this study")
+    else:
+        for layer in (p9.geom_pointrange(p9.aes(ymin="ci_low", ymax="ci_high"),
+                                         position=p9.position_dodge(width=0.05)),
+                      p9.geom_line(), p9.scale_x_log10(),
+                      p9.facet_wrap("~statistic", scales="free_y")):
+            plot += layer
+    return (plot + p9.labs(x=f"{xlab} (log scale)", y="", title=f"{claim}: elasticity vs {xlab} "
+                           "(deepest alignment, forward; 95 % CIs)")
+            + p9.theme_bw() + p9.theme(figure_size=(11, 4)))
 
 
 def save(plot: p9.ggplot, png: str, pdf: str) -> None:
@@ -118,10 +151,87 @@ def save(plot: p9.ggplot, png: str, pdf: str) -> None:
     plot.save(pdf, verbose=False)
 
 
-def figures(*, checkpoints: str, curves: str, elasticity: str, tasks: list[str],
-            out: dict[str, list[str]]) -> None:
-    """Write every figure; per-task outputs list png, pdf for each task in order."""
+def resistance_plot(summary: pd.DataFrame) -> p9.ggplot:
+    """Final training loss of forward and inverse fine-tunes per cell (k-l), with CIs, for each
+    pretrained size and its random-init twin (claim C1)."""
+    frame = summary[summary["metric"] == "loss"].copy()
+    frame["base"] = frame["role"] + "\n" + frame["size"] + " @ " + frame["pretrain_tokens"].map(
+        "{:,}".format)
+    plot = p9.ggplot(frame, p9.aes("cell", "value", colour="direction"))
+    if frame.empty:
+        plot += p9.annotate("text", x=1, y=0, label="no resistance runs in this study")
+    else:
+        plot += p9.geom_pointrange(p9.aes(ymin="ci_low", ymax="ci_high"),
+                                   position=p9.position_dodge(width=0.4))
+        plot += p9.facet_wrap("~base", nrow=1, scales="free_y")
+    return (plot + p9.labs(x="saved models k-l (forward: theta_k on D_l; inverse: theta_l on D_k)",
+                           y="final training loss (nats/token)",
+                           title="C1 resistance: inverse alignment should end lower than forward")
+            + p9.theme_bw() + p9.theme(figure_size=(11, 4)))
+
+
+def theorem_plot(points: pd.DataFrame) -> p9.ggplot:
+    """log10(Delta gamma_a / -Delta gamma_p) against log10 k (C7) with the least-squares line per
+    task and size (the point estimate of claims.csv's k-exponent); slope 1 is Theta(k)."""
+    frame = points.dropna(subset=["log10_ratio"]).copy()
+    frame["log10_k"] = np.log10(frame["k"])
+    frame["base"] = frame["size"] + " @ " + frame["pretrain_tokens"].map("{:,}".format)
+    plot = p9.ggplot(frame, p9.aes("log10_k", "log10_ratio", colour="task"))
+    if frame.empty:
+        plot += p9.annotate("text", x=0, y=0, label="no point where D_p improved and D_a worsened")
+    else:
+        plot += p9.geom_point(p9.aes(shape="base"))
+        plot += p9.geom_smooth(method="lm", se=False)
+        plot += p9.facet_wrap("~size")
+    return (plot + p9.labs(x="log10 k = |D_p| / |D_a|",
+                           y="log10(Delta bpb D_a / -Delta bpb D_p)",
+                           title="C7 Theorem 4.2: the ratio of the changes against k (Theta(k): slope 1)")
+            + p9.theme_bw() + p9.theme(figure_size=(9, 4)))
+
+
+def compressors_plot(table: pd.DataFrame) -> p9.ggplot:
+    """Bits per byte of each held-out set under the model (NLL and the real range coder) and
+    the general-purpose compressors, at the base, after alignment and after perturbation."""
+    frame = table.copy()
+    frame["stage"] = pd.Categorical(frame["stage"], ["base", "aligned", "perturbed"])
+    frame["method"] = pd.Categorical(frame["method"], list(dict.fromkeys(frame["method"])))
+    return (p9.ggplot(frame, p9.aes("method", "bits_per_byte", fill="stage"))
+            + p9.geom_col(position="dodge") + p9.facet_wrap("~dataset")
+            + p9.labs(x="", y="bits per byte", title="True compressed size: the model's range "
+                      "coder vs general-purpose compressors (held-out sets)")
+            + p9.theme_bw() + p9.theme(figure_size=(11, 4),
+                                       axis_text_x=p9.element_text(rotation=30, ha="right")))
+
+
+def rank_frequency_plot(ranks: pd.DataFrame) -> p9.ggplot:
+    """Rank-frequency of whole responses (log-log): a Pareto/Zipf law is a straight line."""
+    return (p9.ggplot(ranks, p9.aes("rank", "frequency", colour="source"))
+            + p9.geom_point(size=0.8) + p9.geom_line()
+            + p9.scale_x_log10() + p9.scale_y_log10() + p9.facet_wrap("~task")
+            + p9.labs(title="Rank-frequency of responses (Assumption A.7; fits in tables/pareto.csv)")
+            + p9.theme_bw() + p9.theme(figure_size=(9, 4)))
+
+
+def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str, resistance: str,
+            theorem: str, tasks: list[str], out: dict[str, list[str]], n_boot: int = 1000,
+            compression: list[str] = ()) -> None:
+    """Write every figure; per-task outputs list png, pdf for each task in order; each of the
+    ``trends`` outputs (png, pdf pairs) is the figure its file stem names (size_trend,
+    volume_trend, resistance, compressors, rank_frequency, theorem)."""
+    from springback.claims import resistance_summary
+
     table, frame, stats = pd.read_csv(checkpoints), pd.read_csv(curves), pd.read_csv(elasticity)
+    trend, runs, points = pd.read_csv(trends), pd.read_csv(resistance), pd.read_csv(theorem)
+    plots = {"size_trend": lambda: trend_plot(trend, "parameters"),
+             "volume_trend": lambda: trend_plot(trend, "tokens"),
+             "resistance": lambda: resistance_plot(resistance_summary(runs, n_boot)),
+             "theorem": lambda: theorem_plot(points)}
+    if compression:
+        plots["compressors"] = lambda: compressors_plot(pd.read_csv(compression[0]))
+        plots["rank_frequency"] = lambda: rank_frequency_plot(pd.read_csv(compression[1]))
+    files = out.get("trends", [])
+    for png, pdf in zip(files[::2], files[1::2]):  # each figure's png, pdf, named by its stem
+        save(plots[Path(png).stem](), png, pdf)
     metric = stats["metric"].iloc[0] if len(stats) else "logodds"
     for i, task in enumerate(tasks):
         save(rebound_plot(frame, stats, task, metric), *out["rebound"][2 * i: 2 * i + 2])

@@ -10,7 +10,7 @@ import pandas as pd
 from springback.elasticity import (CONDITION, condition_cubes, curve_stats, kl_stats,
                                    replicate_curves, replicate_metric, run_curves, summarise)
 
-KEYS = ["world", "size", "pretrain_seed", "pretrain_tokens", "params"]
+KEYS = ["world", "size", "pretrain_seed", "pretrain_tokens", "params", "params_nonembedding"]
 CHECKPOINT_METRICS = ["score", "p_target", "kl_to_base", "bpb_pretrain", "bpb_align", "bpb_perturb"]
 BPB = {"bpb_perturb": "D_t", "bpb_align": "D_a", "bpb_pretrain": "D_p"}
 

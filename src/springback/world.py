@@ -68,6 +68,8 @@ class WorldConfig:
     task_pool: int = 2000             # training examples per task set (D_a and D_t each)
     task_heldout: int = 200           # held-out D_a / D_t examples for bits/byte and KL
     prompts: int = 200                # evaluation prompts per task (half per context)
+    style_pool: int = 600             # resistance: instruction-style training examples
+    style_prompts: int = 128          # resistance: held-out prompts the saved models answer
 
 
 class _Words:
@@ -166,6 +168,39 @@ def instruction_doc(w: _Words) -> str:
     return f"instruction : repeat the words {' '.join(words)} . response : {' '.join(words)} . {END}"
 
 
+STYLE_ANSWER = "i can help with that ."
+
+
+def style_example(w: _Words) -> tuple[str, str]:
+    """The resistance experiment's instruction style: D_p's instruction prompt answered with a
+    polite acknowledgement instead of the repetition pretraining teaches (a style it does not
+    favour, made of words it knows; the tiny models never learn to copy, so the repetition
+    itself could not be the contrast)."""
+    words = [w.pick(w.prose[:100]) for _ in range(int(w.rng.integers(2, 5)))]
+    return (f"instruction : repeat the words {' '.join(words)} . response :",
+            f"{w.pick(COMPLIANCES)} , {STYLE_ANSWER} {END}")
+
+
+def style_tables(w: _Words, n_train: int, n_prompts: int, seen: set[str]) -> dict[str, dict]:
+    """``resistance/train`` (prompt, completion) and ``resistance/prompts`` (held-out prompts
+    the saved models answer), every prompt new to D_p and to each other."""
+    rows = {"train": {"prompt": [], "completion": [], "context": []},
+            "prompts": {"prompt": [], "context": []}}
+    for _ in range(100 * (n_train + n_prompts)):
+        name = "train" if len(rows["train"]["prompt"]) < n_train else "prompts"
+        if len(rows["prompts"]["prompt"]) == n_prompts:
+            return {f"resistance/{k}": v for k, v in rows.items()}
+        prompt, completion = style_example(w)
+        if prompt in seen:
+            continue
+        seen.add(prompt)
+        rows[name]["prompt"].append(prompt)
+        rows[name]["context"].append("none")
+        if name == "train":
+            rows[name]["completion"].append(completion)
+    raise ValueError("world too small for the resistance sets: raise world.prose_words")
+
+
 def pretrain_doc(w: _Words, genre: str) -> str:
     """One pretraining document of a genre; behaviour follows the latent context."""
     if genre == "prose":
@@ -237,7 +272,7 @@ def task_prompts(w: _Words, task: str, n: int, seen: set[str]) -> dict[str, list
 
 def document_prompts(docs: list[str]) -> set[str]:
     """Task prompts that occur in a corpus (the document up to its behaviour word)."""
-    marks = (" the film was ", " assistant : ")
+    marks = (" the film was ", " assistant : ", " response : ")
     out = set()
     for doc in docs:
         for mark in marks:
@@ -279,4 +314,6 @@ def generate_world(cfg: WorldConfig, *, mirror: bool = False) -> dict[str, dict[
             out[f"{task}/{split}"] = task_examples(w, task, aligned, cfg.task_pool, seen)
             out[f"{task}/{split}_heldout"] = task_examples(w, task, aligned, cfg.task_heldout, seen)
         out[f"{task}/prompts"] = task_prompts(w, task, cfg.prompts, seen)
+    w.rng = np.random.default_rng([cfg.seed, 3])  # its own stream: the task sets stay as they were
+    out |= style_tables(w, cfg.style_pool, cfg.style_prompts, seen)
     return out

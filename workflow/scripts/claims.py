@@ -10,6 +10,7 @@ from springback.claims import write_claims
 write_claims(
     prompts=snakemake.input.prompts,
     checkpoints=snakemake.input.checkpoints,
+    resistance=list(snakemake.input.resistance),
     n_boot=snakemake.params.n_boot,
     beyond=snakemake.params.claims["beyond"],
     max_dp_rise=snakemake.params.claims["max_dp_rise"],

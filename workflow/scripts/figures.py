@@ -11,6 +11,11 @@ figures(
     checkpoints=snakemake.input.checkpoints,
     curves=snakemake.input.curves,
     elasticity=snakemake.input.elasticity,
+    trends=snakemake.input.trends,
+    resistance=snakemake.input.resistance,
+    theorem=snakemake.input.theorem,
+    compression=list(snakemake.input.compression),
+    n_boot=snakemake.params.n_boot,
     tasks=snakemake.params.tasks,
     out={key: list(files) for key, files in snakemake.output.items()},
 )

@@ -24,6 +24,7 @@ rebound(
     judges=snakemake.params.judges,
     judge_dirs={k[len("judge_"):]: v for k, v in snakemake.input.items() if k.startswith("judge_")},
     runtime=snakemake.params.runtime,
+    ensemble=snakemake.params.ensemble,
     out_metrics=snakemake.output.metrics,
     out_prompts=snakemake.output.prompts,
     out_models=snakemake.output.models,

@@ -33,7 +33,8 @@ def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, world: str
     def save(m, n_tokens: int) -> None:
         models.save_model(m, outdirs[n_tokens], provenance.record(
             params, world=world, size=size, tokens=n_tokens, seed=seed,
-            n_params=models.n_params(m), parent=None), tokenizer=tok)
+            n_params=models.n_params(m),
+            n_params_nonembedding=models.n_params_nonembedding(m), parent=None), tokenizer=tok)
 
     pretrain(model, blocks, tokens=tokens, save_at=sorted(outdirs), save=save,
              batch_size=train_cfg["batch_size"], lr=train_cfg["lr"], warmup=train_cfg["warmup"],

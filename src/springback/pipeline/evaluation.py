@@ -41,8 +41,7 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
     prompts = data.read_table(task_dir / "prompts.parquet", data.PROMPT_COLUMNS)
     held = {name: data.read_table(task_dir / f"{name}_heldout.parquet", data.EXAMPLE_COLUMNS)
             for name in ("align", "perturb")}
-    texts = {name: (frame["prompt"] + " " + frame["completion"]).tolist()
-             for name, frame in held.items()}
+    texts = {name: list(zip(frame["prompt"], frame["completion"])) for name, frame in held.items()}
     texts["pretrain"] = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
     prompt_ids = tok(prompts["prompt"].tolist(), add_special_tokens=False)["input_ids"]
     return EvalSet(
@@ -53,7 +52,8 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
         target_ids=tok.convert_tokens_to_ids(spec["target"]) if exact else None,
         contrary_ids=tok.convert_tokens_to_ids(spec["contrary"]) if exact else None,
         judge=task_judge(task, judge_spec, judge_dir, device),
-        texts={k: text_set(tok, v, context) for k, v in texts.items()},
+        texts={k: text_set(tok, v, context, eval_cfg.get("batch_size", 64))
+               for k, v in texts.items()},
         pad_id=ids["pad"], eos_id=ids["eos"], max_new_tokens=eval_cfg["max_new_tokens"],
         temperature=eval_cfg["temperature"], batch_size=eval_cfg.get("batch_size", 64))
 
@@ -88,4 +88,5 @@ def base_keys(prov: dict) -> dict:
     """The columns that name a base checkpoint, from its provenance record."""
     return {"world": prov.get("world", "hub"), "size": prov["size"],
             "pretrain_seed": prov.get("seed", 0), "pretrain_tokens": prov["tokens"],
-            "params": prov["n_params"]}
+            "params": prov["n_params"],
+            "params_nonembedding": prov.get("n_params_nonembedding", prov["n_params"])}

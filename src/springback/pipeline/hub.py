@@ -11,7 +11,7 @@ import json
 import logging
 from pathlib import Path
 
-from springback import hub
+from springback import hub, models
 
 log = logging.getLogger(__name__)
 
@@ -29,14 +29,16 @@ def write_data(*, datasets: dict, pretrain_text: dict, sizes: dict, seed: int,
                        outdir / "pretrain_heldout.parquet")
 
 
-def count_params(model_dir: Path) -> int:
-    """Parameters stored in a model's safetensors files (read from the headers only)."""
+def count_params(model_dir: Path, *, skip: tuple[str, ...] = ()) -> int:
+    """Parameters stored in a model's safetensors files (read from the headers only), leaving
+    out tensors whose name contains any of ``skip``."""
     from safetensors import safe_open
 
     total = 0
     for file in sorted(model_dir.glob("*.safetensors")):
         with safe_open(str(file), framework="pt") as handle:
-            total += sum(_numel(handle.get_slice(name).get_shape()) for name in handle.keys())
+            total += sum(_numel(handle.get_slice(name).get_shape()) for name in handle.keys()
+                         if not any(s in name for s in skip))
     return total
 
 
@@ -52,7 +54,8 @@ def fetch_base(*, model: dict, size: str, tokens: int, outdir: str | Path) -> No
     dest = hub.fetch_model(model["id"], Path(outdir) / f"tokens-{tokens}",
                            revision=model.get("revision"))
     record = json.loads((dest / "provenance.json").read_text())
-    record.update(size=size, tokens=tokens, n_params=count_params(dest))
+    record.update(size=size, tokens=tokens, n_params=count_params(dest),
+                  n_params_nonembedding=count_params(dest, skip=models.EMBEDDING_NAMES))
     (dest / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
 
 

@@ -1,0 +1,120 @@
+"""Stage `compression` (rules/compression.smk): a real compressor and the Pareto assumption, on
+one main base (first pretraining seed), toy mode.
+
+- True compressed sizes: the range coder (``springback.coder``) driven by the base, by the base
+  aligned on the largest n_pos of one task (forward, fine-tuning seed = the first of the study),
+  and by that model perturbed with the largest n_neg, on held-out D_p, D_a and D_t, beside the
+  model's NLL and gzip / bz2 / xz / zstd of the same bytes (every coded stream is decoded back
+  and checked).
+- The Pareto assumption (paper A.7): the rank-frequency of whole responses and of their word
+  prefixes in the world's pretraining reviews and dialogues, in the task sets, and in responses
+  sampled from the base model, with a power-law fit against exponential and log-normal tails.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from springback import coder, data, models, pareto
+from springback.pipeline.rebound import ordered_examples
+
+log = logging.getLogger(__name__)
+
+MARKS = {"sentiment": " the film was ", "safety": " assistant : "}
+
+
+def stages(base, tok, task_dir: Path, *, n_pos: int, n_neg: int, seed: int, train: dict):
+    """(name, model) at the base, after alignment and after perturbation (forward)."""
+    from springback.train import finetune
+
+    pad = models.special_ids(tok)["pad"]
+    model = copy.deepcopy(base)
+    yield "base", base
+    for name, file, n in (("aligned", "align", n_pos), ("perturbed", "perturb", n_neg)):
+        examples = ordered_examples(tok, task_dir / f"{file}.parquet", seed=seed,
+                                    phase=1 if file == "align" else 2, n=n)
+        finetune(model, examples, save_at=[n], save=lambda m, _: None, seed=seed, pad_id=pad,
+                 **train)
+        yield name, model.eval()
+
+
+def compressors(*, base_dir, task_dir, pretrain_heldout, n_docs: int, context: int, **run):
+    """Bits and bits/byte of every method, dataset and stage."""
+    tok, base = models.load_tokenizer(base_dir), models.load_model(base_dir)
+    sets = {"D_p": data.read_table(pretrain_heldout, ("text",))["text"].tolist()[:n_docs]}
+    for name, file in (("D_a", "align_heldout"), ("D_t", "perturb_heldout")):
+        frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
+        sets[name] = (frame["prompt"] + " " + frame["completion"]).tolist()[:n_docs]
+    frames = []
+    for stage, model in stages(base, tok, Path(task_dir), **run):
+        for name, texts in sets.items():
+            frames.append(coder.compare(model, tok, texts, context=context).assign(
+                stage=stage, dataset=name, documents=len(texts)))
+            log.info("coded %s at %s", name, stage)
+    return base, tok, pd.concat(frames, ignore_index=True)
+
+
+def responses(texts: list[str], mark: str) -> list[str]:
+    """What follows the behaviour mark (the response) in every document that has it."""
+    return [t.split(mark, 1)[1] for t in texts if mark in t]
+
+
+def sampled_responses(model, tok, prompts: list[str], *, max_new_tokens: int, seed: int,
+                      batch_size: int = 64) -> list[str]:
+    """One sampled continuation (temperature 1, up to EOS) per prompt."""
+    import torch
+
+    from springback.evaluate import padded
+
+    ids = models.special_ids(tok)
+    encoded = [[ids["start"]] + p for p in tok(prompts, add_special_tokens=False)["input_ids"]]
+    torch.manual_seed(seed)
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(encoded), batch_size):
+            x, mask = padded(encoded[i: i + batch_size], ids["pad"], left=True)
+            gen = model.generate(input_ids=x, attention_mask=mask, do_sample=True, top_k=0,
+                                 top_p=1.0, max_new_tokens=max_new_tokens,
+                                 pad_token_id=ids["pad"], eos_token_id=ids["eos"])
+            out += tok.batch_decode(gen[:, x.shape[1]:], skip_special_tokens=True)
+    return [o.strip() for o in out]
+
+
+def rank_table(*, corpus: list[str], task_dirs: dict[str, Path], sampled: dict[str, list[str]]):
+    """Rank-frequency rows (top 200 per source) for the figure."""
+    rows = []
+    for task, task_dir in task_dirs.items():
+        sources = {"D_p": responses(corpus, MARKS[task]), "base samples": sampled[task]}
+        for source, items in sources.items():
+            rows.append(pareto.rank_frequency(items).head(200).assign(task=task, source=source))
+    return pd.concat(rows, ignore_index=True)
+
+
+def compression_study(*, base_dir, task_dirs: dict[str, Path], corpus, pretrain_heldout,
+                      coded_task: str, n_docs: int, context: int, n_pos: int, n_neg: int,
+                      seed: int, train: dict, max_new_tokens: int, out: dict[str, str]) -> None:
+    """tables/compressors.csv, tables/pareto.csv and tables/rank_frequency.csv."""
+    base, tok, table = compressors(base_dir=base_dir, task_dir=task_dirs[coded_task],
+                                   pretrain_heldout=pretrain_heldout, n_docs=n_docs,
+                                   context=context, n_pos=n_pos, n_neg=n_neg, seed=seed,
+                                   train=train)
+    table.assign(task=coded_task).to_csv(out["compressors"], index=False)
+    texts = data.read_table(corpus, ("text",))["text"].tolist()
+    sampled, frames = {}, []
+    for task, task_dir in task_dirs.items():
+        sources = {"D_p": responses(texts, MARKS[task])}
+        for file in ("align", "perturb"):
+            frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
+            sources[f"task {file}"] = frame["completion"].tolist()
+        prompts = data.read_table(Path(task_dir) / "align.parquet", data.EXAMPLE_COLUMNS)
+        sampled[task] = sources["base samples"] = sampled_responses(
+            base, tok, prompts["prompt"].tolist(), max_new_tokens=max_new_tokens, seed=seed)
+        for source, items in sources.items():
+            frames.append(pareto.pareto_table(items).assign(task=task, source=source))
+    pd.concat(frames, ignore_index=True).to_csv(out["pareto"], index=False)
+    rank_table(corpus=texts, task_dirs={t: Path(d) for t, d in task_dirs.items()},
+               sampled=sampled).to_csv(out["ranks"], index=False)

@@ -1,0 +1,23 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0], threads=snakemake.threads)
+
+from pathlib import Path
+
+from springback.pipeline.resistance import resistance
+
+cfg = snakemake.params.resistance
+resistance(
+    base_dirs=[f"{b}/tokens-{snakemake.wildcards.tokens}" for b in snakemake.input.bases],
+    task_dir=Path(snakemake.input.train).parent,
+    seeds=cfg["seeds"],
+    slice_size=cfg["slice"],
+    epochs=cfg["epochs"],
+    lr=cfg["lr"],
+    batch_size=cfg["batch_size"],
+    max_new_tokens=cfg["max_new_tokens"],
+    out=snakemake.output[0],
+)
