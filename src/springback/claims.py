@@ -319,7 +319,10 @@ def claims_and_trends(prompts: pd.DataFrame, *, n_boot: int, beyond: float = 2.0
     if checkpoints is not None and metric == "logodds":
         from springback.tables import conditions
 
-        c7, theorem = c7_rows(conditions(prompts, checkpoints, n_boot, seed=seed, metric=metric))
+        per_example = (checkpoints[checkpoints["direction"] == "forward"].groupby("task")[
+            "phase1_tokens"].mean().to_dict() if "phase1_tokens" in checkpoints else None)
+        c7, theorem = c7_rows(conditions(prompts, checkpoints, n_boot, seed=seed, metric=metric),
+                              phase1_tokens=per_example)
         rows += c7
     return pd.DataFrame(rows), pd.DataFrame(points, columns=TREND_COLUMNS), points_frame(theorem)
 

@@ -23,7 +23,8 @@ claims.csv) over the runs' checkpoint metrics:
   0 where it holds exactly (its verdict reads the sign; a CI around 0 is the invariant holding).
 
 |D_p| = pretraining tokens seen; |D_a| = n_pos x the phase-1 set's mean tokens per example
-(column ``phase1_tokens``; without it, 1 per example, which moves the intercept, not the slope).
+(column ``phase1_tokens`` of the rebound rows, per task; without it, 1 token per example, which
+moves the spring ratio and the intercept, not the k-exponent).
 """
 
 from __future__ import annotations

@@ -48,6 +48,12 @@ def ordered_examples(tok, path: Path, *, seed: int, phase: int, n: int):
     return encode_examples(tok, frame.iloc[order])
 
 
+def mean_tokens(tok, path: Path) -> float:
+    """Mean tokens per example of a task file (start symbol, prompt, completion, EOS)."""
+    frame = data.read_table(path, data.EXAMPLE_COLUMNS)
+    return float(np.mean([len(p) + len(c) for p, c in encode_examples(tok, frame)]))
+
+
 def runs(tasks, directions: list[str], seeds: list[int]):
     """Every (task, direction, seed) of a job, in a fixed order."""
     return [(t, d, s) for t in tasks for d in directions for s in seeds]
@@ -230,6 +236,10 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
     frame = pd.DataFrame(record.rows)
     for i, (k, v) in enumerate(keys.items()):
         frame.insert(i, k, v)
+    # mean tokens per phase-1 example (with BOS and EOS): |D_a| in tokens for the theorem's k
+    tokens = {(t, d): mean_tokens(tok, data.phase_files(task_dirs[t], d)[0])
+              for t in task_dirs for d in directions}
+    frame["phase1_tokens"] = [tokens[t, d] for t, d in zip(frame["task"], frame["direction"])]
     frame.to_csv(out_metrics, index=False)
     Path(f"{out_metrics}.provenance.json").write_text(json.dumps(
         provenance.record(params, base_checkpoint=keys), indent=1))
