@@ -11,6 +11,7 @@
 #       {metrics.csv, prompts.parquet}                in memory at every checkpoint
 #       models/<task>/<direction>/seed-<s>/q1-<n_pos>/q2-<n_neg>/   kept checkpoints (config keep)
 #   resistance/<world>/<size>/tokens-<N>.csv         forward vs inverse alignment (claim C1)
+#   algorithms/<world>/<size>/pseed-<p>/tokens-<N>/   the rebound by DPO, KTO, SimPO, GRPO (C6)
 #   metrics/ladder.csv
 #   tables/{checkpoints,curves,elasticity,runs,regime,screen}.csv, tables/prompts.parquet
 #   claims.csv, figures/*.{png,pdf}
@@ -33,6 +34,7 @@ if MODE == "toy":
     include: "rules/base.smk"
     include: "rules/resistance.smk"
     include: "rules/compression.smk"
+    include: "rules/algorithms.smk"
 
 else:
 

@@ -51,7 +51,7 @@ def world_seeds():
 def pretrained_models():
     """(world, size, pseed) of every model pretrained from scratch: those the experiments'
     bases need (each saves its whole ladder)."""
-    bases = BASES + experiments.resistance_bases(config)
+    bases = BASES + experiments.resistance_bases(config) + experiments.algorithm_bases(config)
     return sorted({(b["world"], b["size"], p) for b in bases for p in b["pretrain_seeds"]})
 
 
@@ -186,15 +186,25 @@ def rebound_folder(study, world, size, pseed, tokens):
 
 
 def rebound_outputs(name):
-    """One output file (metrics.csv or prompts.parquet) of every rebound job."""
-    return lambda wildcards: [f"{rebound_folder(wildcards.study, *u)}/{name}" for u in rebound_units()]
+    """One output file (metrics.csv or prompts.parquet) of every rebound and algorithms job."""
+    units = [(b["world"], b["size"], p, b["tokens"]) for b in experiments.algorithm_bases(config)
+             for p in b["pretrain_seeds"]]
+    return lambda wildcards: [f"{rebound_folder(wildcards.study, *u)}/{name}" for u in rebound_units()] + [
+        f"{rebound_folder(wildcards.study, *u).replace('/rebound/', '/algorithms/')}/{name}"
+        for u in units]
+
+
+def algorithm_task_tables(wildcards):
+    """The world tables of the algorithms experiment's tasks."""
+    tables = world_tables(wildcards.study)
+    return {k: v for k, v in tables.items() if k.split("_")[0] in config["algorithms"]["tasks"]}
 
 
 def trend_figures():
     """Figures of the size, volume and resistance experiments the study runs (toy mode)."""
     run = config["experiments"] if MODE == "toy" else []
     names = {"size": ["size_trend"], "volume": ["volume_trend"], "resistance": ["resistance"],
-             "compression": ["compressors", "rank_frequency"]}
+             "compression": ["compressors", "rank_frequency"], "algorithms": ["algorithms"]}
     return [n for e, ns in names.items() if e in run for n in ns] + (
         ["theorem"] if MODE == "toy" else [])
 

@@ -21,9 +21,10 @@ def test_checkpoint_table(smoke_study):
                 "bpb_align", "bpb_perturb", "cue_gap", "p_target"}
     assert required <= set(table.columns)
     rebound = table[table["algo"] == "sft"]
-    # bases: main + random init + pre-emergence on 2 pretraining seeds, mirror on 1 (7 jobs);
-    # each: 2 tasks x 2 directions x 2 seeds x (1 + 2 n_pos) x 5 n_neg
-    assert len(rebound) == 7 * 2 * 2 * 2 * 3 * 5
+    # rebound experiment: main + random init + pre-emergence on 2 pretraining seeds, mirror on 1
+    # (7 jobs), each 2 tasks x 2 directions x 2 seeds x (1 + 2 n_pos) x 5 n_neg; size and volume
+    # add forward-only jobs: xs and m with their random-init twins (1 seed each), s @ 15 k (2)
+    assert len(rebound) == 7 * 2 * 2 * 2 * 3 * 5 + 6 * 2 * 1 * 2 * 3 * 5
     assert set(rebound["role"]) == {"main", "random_init", "pre_emergence", "mirror"}
     assert rebound["score"].between(0, 1).all()  # the smoke config samples
     text = rebound[rebound["n_neg"].isin([0, 16, 40])]
@@ -35,7 +36,11 @@ def test_checkpoint_table(smoke_study):
     assert (moved["kl_to_base"] > 0).all()
     # p_target is the sigmoid of the per-prompt log-odds (checked on the per-prompt table)
     ladder = table[table["algo"] == "none"]
-    assert sorted(ladder["pretrain_tokens"].unique()) == [0, 30000, 60000]
+    assert sorted(ladder["pretrain_tokens"].unique()) == [0, 15000, 30000, 60000]
+    # the algorithms experiment: DPO, KTO, SimPO, GRPO on the main base and its random-init twin
+    algos = table[~table["algo"].isin(["sft", "none"])]
+    assert set(algos["algo"]) == {"dpo", "kto", "simpo", "grpo"}
+    assert len(algos) == 4 * 2 * 2 * 1 * 3 * 5  # algorithms x bases x pretraining seeds x runs
     assert set(ladder["world"]) == {"main", "mirror"}
     trained = ladder.groupby("pretrain_tokens")["bpb_pretrain"].mean()
     assert trained[60000] < trained[0]
@@ -50,7 +55,7 @@ def test_prompt_table_has_every_key(smoke_study):
     assert not prompts.duplicated(sorted(keys - {"context", "clean"})).any()
     assert np.allclose(prompts["p_target"], 1 / (1 + np.exp(-prompts["logodds"])), atol=1e-6)
     checkpoints = pd.read_csv(smoke_study / "tables" / "checkpoints.csv")
-    assert len(prompts) == (checkpoints["algo"] == "sft").sum() * 20
+    assert len(prompts) == (checkpoints["algo"] != "none").sum() * 20
 
 
 @pytest.mark.slow
@@ -115,15 +120,23 @@ CLAIM_COLUMNS = ["claim", "statement", "task", "statistic", "value", "ci_low", "
 def test_claims_table(smoke_study):
     claims = pd.read_csv(smoke_study / "claims.csv")
     assert set(CLAIM_COLUMNS) <= set(claims.columns)
-    assert {"C1", "C2", "C3", "C4", "C5", "C8", "E1", "E2"} == set(claims["claim"])
+    assert {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "E1", "E2"} == set(claims["claim"])
     assert set(claims["control"]) == {"random_init", "pre_emergence", "mirror", "none"}
     # one row per claim statistic x task x base x control
     assert not claims.duplicated(["claim", "statistic", "task", "size", "pretrain_tokens",
-                                  "control"]).any()
+                                  "algo", "control"]).any()
     # the rebound experiment: 6 statistics x 2 tasks x 3 controls on the main base
     main = claims[claims["claim"].isin(["C2", "C3", "C8", "E1", "E2"])
                   & (claims["size"] == "s") & (claims["pretrain_tokens"] == "60000")]
     assert len(main) == 6 * 2 * 3
+    # C6: the five forward statistics per algorithm, paired with its random-init twin
+    c6 = claims[claims["claim"] == "C6"]
+    assert len(c6) == 4 * 5 and set(c6["control"]) == {"random_init"}
+    assert set(c6["statistic"]) == {"C2:two_phase", "C3:return_saving", "C3:stiffness_gain",
+                                    "E1:stiffness", "E2:recovery"}
+    # C7: per pretrained main base its signs, per task and size the k-exponent and spring ratio
+    c7 = claims[claims["claim"] == "C7"]
+    assert {"delta_a", "a_moves_more", "k_exponent", "spring_log_ratio"} == set(c7["statistic"])
     # size (C4: 3 slopes per task, paired with the random-init twins), volume (C5: 3 slopes per
     # task, with or without the past-emergence series), resistance (C1: 3 cells, pooled, KL)
     c4 = claims[claims["claim"] == "C4"]
@@ -145,7 +158,8 @@ def test_claims_table(smoke_study):
         assert row.attributable == ("undetermined" if np.isnan(row.diff_ci_low) else "yes"
                                     if row.verdict == "supported" and row.diff_ci_low > 0
                                     else "no")
-    for name in ("elasticity", "runs", "regime", "trends", "resistance"):
+    for name in ("elasticity", "runs", "regime", "trends", "resistance", "theorem",
+                 "compressors", "pareto"):
         assert len(pd.read_csv(smoke_study / "tables" / f"{name}.csv")) > 0
 
 

@@ -41,6 +41,8 @@ STATEMENTS = {
           "back (peak cue gap minus the gap right after alignment, as a share of the base's).",
     "C1": "Resistance: fine-tuning a later saved model back on an earlier one's answers (inverse) "
           "ends at a lower training loss than the forward move (forward - inverse > 0).",
+    "C6": "Algorithm independence: the rebound statistics (statistic = claim:statistic) hold when "
+          "both phases are trained by DPO, KTO, SimPO or GRPO instead of SFT.",
     "C7": "Theorem 4.2: under perturbation the alignment set's bits/byte rises about k = "
           "|D_p|/|D_a| times faster than the pretraining set's falls (k-exponent > 0, about 1), "
           "and |D_i| x Delta(rate of D_i) is about equal across datasets (log ratio ~ 0).",
@@ -299,18 +301,21 @@ def claims_and_trends(prompts: pd.DataFrame, *, n_boot: int, beyond: float = 2.0
                 stats[key, c_key[-1]] = condition_stats(c_cube, draws, beyond=beyond,
                                                         gap_ref=base_gap)[0]
     rows = []
-    for claim, direction, stat, _, null in SPECS:
+    for spec_claim, direction, spec_stat, _, null in SPECS:
         for key, cube in cubes.items():
             if key[-1] != "main" or key[5] != direction:
                 continue
-            effect = claim_values(stats[key, None], stat)
+            # another algorithm's rows are C6's: "does it show C2, C3, C8, E1, E2 too?"
+            claim, shown = ((spec_claim, spec_stat) if key[4] == "sft"
+                            else ("C6", f"{spec_claim}:{spec_stat}"))
+            effect = claim_values(stats[key, None], spec_stat)
             label = dict(zip(CONDITION, key[:-1]), n_runs=cube.runs)
             controls = sorted(c for k, c in stats if k == key and c is not None)
             if not controls:
-                rows.append(claim_row(claim, stat, null, label, effect, "none", None))
+                rows.append(claim_row(claim, shown, null, label, effect, "none", None))
             for name in controls:
-                rows.append(claim_row(claim, stat, null, label, effect, name,
-                                      claim_values(stats[key, name], stat)))
+                rows.append(claim_row(claim, shown, null, label, effect, name,
+                                      claim_values(stats[key, name], spec_stat)))
     trend, points = trend_rows(cubes, draws, prompts, beyond=beyond)
     rows += trend
     if resistance is not None and len(resistance):

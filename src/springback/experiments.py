@@ -16,7 +16,7 @@ the config: the Snakefile, the config checks and the claims all read the same ex
 
 from __future__ import annotations
 
-EXPERIMENTS = ("rebound", "size", "volume", "resistance")
+EXPERIMENTS = ("rebound", "size", "volume", "resistance", "compression", "algorithms")
 
 
 def world_seeds(cfg: dict) -> dict[str, list[int]]:
@@ -73,6 +73,17 @@ def resistance_bases(cfg: dict) -> list[dict]:
              "pretrain_seeds": list(seeds)}
             for size in spec["sizes"] for tokens, role in ((spec["tokens"], "main"),
                                                            (0, "random_init"))]
+
+
+def algorithm_bases(cfg: dict) -> list[dict]:
+    """The bases of the algorithms experiment (toy mode): ``algorithms.size`` at
+    ``algorithms.tokens`` (main) and at 0 (random_init), every pretraining seed of the main world."""
+    if "algorithms" not in cfg.get("experiments", []) or cfg.get("mode", "toy") == "hub":
+        return []
+    spec, seeds = cfg["algorithms"], cfg["pretrain"]["seeds"]
+    return [{"world": "main", "size": spec["size"], "tokens": tokens, "role": role,
+             "pretrain_seeds": list(seeds)}
+            for tokens, role in ((spec["tokens"], "main"), (0, "random_init"))]
 
 
 def base_of(cfg: dict, world: str, size: str, tokens: int) -> dict:

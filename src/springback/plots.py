@@ -212,6 +212,25 @@ def rank_frequency_plot(ranks: pd.DataFrame) -> p9.ggplot:
             + p9.theme_bw() + p9.theme(figure_size=(9, 4)))
 
 
+def algorithms_plot(curves: pd.DataFrame) -> p9.ggplot:
+    """Heatmaps n_pos x n_neg -> mean log-odds per algorithm (the paper's Fig. 7), pretrained
+    main bases, forward."""
+    frame = curves[(curves["role"] == "main") & (curves["world"] == "main")
+                   & (curves["direction"] == "forward")]
+    frame = frame[frame.set_index(["task", "size", "pretrain_tokens"]).index.isin(
+        frame[frame["algo"] != "sft"].set_index(["task", "size", "pretrain_tokens"]).index)].copy()
+    frame["n_neg"] = pd.Categorical(frame["n_neg"], sorted(frame["n_neg"].unique()))
+    frame["n_pos"] = pd.Categorical(frame["n_pos"], sorted(frame["n_pos"].unique()))
+    return (p9.ggplot(frame, p9.aes("n_neg", "n_pos", fill="level"))
+            + p9.geom_tile() + p9.facet_grid("task ~ algo")
+            + p9.scale_fill_gradient2(low="#b2182b", mid="white", high="#2166ac", midpoint=0)
+            + p9.labs(x="perturbation examples (n_neg)", y="alignment examples (n_pos)",
+                      fill="log-odds", title="Rebound by algorithm (C6): mean log-odds of the "
+                      "target behaviour")
+            + p9.theme_bw() + p9.theme(figure_size=(14, 4),
+                                       axis_text_x=p9.element_text(rotation=90, size=6)))
+
+
 def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str, resistance: str,
             theorem: str, tasks: list[str], out: dict[str, list[str]], n_boot: int = 1000,
             compression: list[str] = ()) -> None:
@@ -225,7 +244,7 @@ def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str, resi
     plots = {"size_trend": lambda: trend_plot(trend, "parameters"),
              "volume_trend": lambda: trend_plot(trend, "tokens"),
              "resistance": lambda: resistance_plot(resistance_summary(runs, n_boot)),
-             "theorem": lambda: theorem_plot(points)}
+             "theorem": lambda: theorem_plot(points), "algorithms": lambda: algorithms_plot(frame)}
     if compression:
         plots["compressors"] = lambda: compressors_plot(pd.read_csv(compression[0]))
         plots["rank_frequency"] = lambda: rank_frequency_plot(pd.read_csv(compression[1]))

@@ -25,9 +25,14 @@ def role_of(frame: pd.DataFrame, roles: list[dict]) -> pd.Series:
     return out
 
 
+def _with_algo(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows of a rebound job are SFT; an algorithms job's rows name their algorithm."""
+    return frame if "algo" in frame else frame.assign(algo="sft")
+
+
 def checkpoint_table(metrics: list[str], ladder: str, roles: list[dict]) -> pd.DataFrame:
     """One row per evaluated checkpoint: rebound checkpoints (algo sft) and the ladder (none)."""
-    frames = [pd.read_csv(m).assign(algo="sft") for m in metrics]
+    frames = [_with_algo(pd.read_csv(m)) for m in metrics]
     table = pd.concat(frames, ignore_index=True)
     table.insert(0, "role", role_of(table, roles))
     base = pd.read_csv(ladder).assign(algo="none", role="ladder", direction="none", n_pos=0, n_neg=0)
@@ -41,7 +46,7 @@ def prompt_table(prompts: list[str], metrics: list[str], roles: list[dict]) -> p
     frames = []
     for p, m in zip(prompts, metrics):
         keys = pd.read_csv(m, nrows=1)[KEYS].iloc[0].to_dict()
-        frames.append(pd.read_parquet(p).assign(algo="sft", **keys))
+        frames.append(_with_algo(pd.read_parquet(p)).assign(**keys))
     table = pd.concat(frames, ignore_index=True)
     table.insert(0, "role", role_of(table, roles))
     return table

@@ -1,0 +1,236 @@
+"""One alignment (or perturbation) phase by any of five algorithms (claim C6): SFT, DPO, KTO,
+SimPO and GRPO, the last four through TRL 1.16 trainers, all with the contract of
+``train.finetune``.
+
+- An in-memory model goes in and is trained in place, one pass over the phase's first
+  ``max(save_at)`` examples in the given order, at a constant learning rate, every optimiser step
+  exactly ``batch_size`` examples; ``save(model, n)`` is called at every save point (n examples
+  seen, 0 = before training; the model is in eval mode during the call and must not be kept).
+  Nothing is written to disk.
+- An *example* is what one row of the phase file yields: a (prompt, completion) pair for SFT, a
+  preference pair (prompt, chosen, rejected) for DPO and SimPO, the same pair as one desirable and
+  one undesirable row for KTO (so a KTO step holds 2 x batch_size rows), and a prompt with
+  ``num_generations`` sampled completions (an episode group) for GRPO.
+- Preference pairs (``preference_pairs``): the world draws D_a and D_t from disjoint prompts
+  (``world.task_examples`` keeps a ``seen`` set), but a completion never depends on its prompt
+  (``review_completion`` / ``dialogue_completion`` take only the behaviour), so the rejected
+  answer of a phase-1 prompt is a phase-2 completion, drawn without replacement in a seeded order.
+- GRPO is rewarded by the task's exact judge on the decoded completions, flipped when the phase's
+  target is the contrary behaviour (``phase_reward``).
+- Deterministic on CPU for a seed and thread count (fixed order, ``set_seed(seed)`` in every
+  trainer, no dropout).
+- TRL trainers send telemetry in ``__init__``; TRL 1.16 has no switch of its own (no
+  ``TRL_TELEMETRY``): it honours ``HF_HUB_DISABLE_TELEMETRY=1`` / ``HF_HUB_OFFLINE=1``, read when
+  huggingface_hub is first imported, so they must be set before (``runtime.start`` does).
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from typing import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+
+from springback.judge import exact_judge
+from springback.train import SaveFn, check_save_points
+
+ALGORITHMS = ("sft", "dpo", "kto", "simpo", "grpo")
+
+# Learning rates (constant AdamW; betas 0.9/0.999, no weight decay) chosen by the competence
+# screen (benchmarks/algorithms.py --screen: s model, pretraining seed 0, 3 M tokens, phase 1 of a
+# forward run, 256 examples at batch 8, both tasks, lr 3e-5 / 1e-4 / 3e-4). Rule: competent =
+# held-out D_p bits/byte rises < 10 % and the mass on the behaviour's first words (coverage) stays
+# >= 95 % of the base's, in both tasks; not saturated = the log-odds still gain >= 0.5 nats from
+# 128 to 256 examples (the rebound needs room over hundreds of examples); the largest such rate.
+# Log-odds gained after 256 examples (sentiment / safety) at the chosen rate; base coverage 0.99:
+LR = {
+    "sft": 1e-4,    # +4.8 / +3.3 nats, D_p +4 % / +3 %; 3e-4 saturates, D_p +12 % safety
+    "dpo": 3e-5,    # +3.2 / +1.5, D_p +1 % / 0 %; 1e-4: D_p +14 %, coverage 0.74 / 0.81
+    "kto": 3e-5,    # +3.2 / +1.5, D_p +1 % / 0 %; 1e-4: D_p +13 %, coverage 0.89 / 0.82
+    "simpo": 3e-5,  # +3.2 / +1.5, D_p +1 % / 0 %; 1e-4: D_p +14 %, coverage 0.76 / 0.76
+    "grpo": 1e-4,   # +4.6 / +3.2, D_p +6 % / +1 %; 3e-4 saturates (+0.0 sentiment after 128)
+}
+# beta up at lr 1e-4 (DPO 0.5, KTO 0.5, SimPO 10) spares D_p (+7-9 %) but safety coverage still
+# falls to 0.76 / 0.90 / 0.81: a larger beta does not buy the faster rate.
+
+OPTIONS = {
+    "dpo": {"beta": 0.1},                      # KL strength to the reference (TRL default)
+    "kto": {"beta": 0.1},                      # KL strength to the reference (TRL default)
+    "simpo": {"beta": 2.0, "simpo_gamma": 0.5},  # reward scale and target margin (SimPO paper)
+    "grpo": {"beta": 0.0,                      # KL coefficient (TRL default: no reference model)
+             "num_generations": 4,             # completions per prompt (the group)
+             "max_completion_length": 16,      # sampled tokens (as evaluate.max_new_tokens)
+             "temperature": 1.0},              # sampling temperature of the episodes
+}
+
+
+def preference_pairs(frame_target: pd.DataFrame, frame_other: pd.DataFrame,
+                     seed: int) -> pd.DataFrame:
+    """(prompt, chosen, rejected, context) per row of ``frame_target``, in its order: chosen is
+    the row's own completion, rejected a completion of ``frame_other`` (seeded permutation; the
+    world's completions do not depend on their prompt, so any contrary completion fits)."""
+    if len(frame_other) < len(frame_target):
+        raise ValueError(f"{len(frame_target)} target rows but only {len(frame_other)} others")
+    other = np.random.default_rng([seed, 3]).permutation(len(frame_other))[: len(frame_target)]
+    return pd.DataFrame({"prompt": frame_target["prompt"].to_numpy(),
+                         "chosen": frame_target["completion"].to_numpy(),
+                         "rejected": frame_other["completion"].to_numpy()[other],
+                         "context": frame_target["context"].to_numpy()})
+
+
+def phase_reward(task: str, toward_target: bool) -> Callable[..., list[float]]:
+    """A TRL reward function: the task's exact judge (1 = target behaviour) on the decoded
+    completions, or 1 - judge when the phase trains toward the contrary behaviour."""
+    judge = exact_judge(task)
+
+    def reward(completions: list[str], **_) -> list[float]:
+        scores = judge(completions)
+        return scores if toward_target else [1.0 - s for s in scores]
+
+    return reward
+
+
+def save_callback(save: SaveFn, save_at: Sequence[int], batch_size: int):
+    """A TrainerCallback calling ``save(model, n)`` after the optimiser step that completes n
+    examples, in memory, the model in eval mode during the call."""
+    from transformers import TrainerCallback
+
+    class SaveAt(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            n = state.global_step * batch_size
+            if n in save_at:
+                model.eval()
+                save(model, n)
+                model.train()
+
+    return SaveAt()
+
+
+def common_args(tmp: str, *, steps: int, rows: int, lr: float, seed: int) -> dict:
+    """TrainingArguments shared by the TRL trainers on this CPU: fp32 (bf16 is 6-25x slower and
+    the config default), no activation checkpointing, sequential order, no checkpoints on disk;
+    AdamW as ``train.finetune``'s, except that HF clips the gradient norm at 1 (its default; the
+    plain SFT loop does not clip; the screen ran with it)."""
+    return dict(output_dir=tmp, max_steps=steps, per_device_train_batch_size=rows,
+                learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0,
+                weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999, seed=seed, data_seed=seed,
+                bf16=False, use_cpu=True, activation_checkpointing=False, save_strategy="no",
+                report_to="none", logging_steps=max(1, steps // 10), disable_tqdm=True,
+                train_sampling_strategy="sequential", dataloader_num_workers=0)
+
+
+def pair_dataset(pairs: pd.DataFrame, tok):
+    """TRL's string format: BOS written into the prompt (TRL adds no BOS itself, CPO only where
+    missing) and a leading space on every completion, so the word-level tokenizer never fuses the
+    last prompt word with the first answer word (TRL appends EOS)."""
+    from datasets import Dataset
+
+    return Dataset.from_dict({"prompt": (tok.bos_token + " " + pairs["prompt"]).tolist(),
+                              "chosen": (" " + pairs["chosen"]).tolist(),
+                              "rejected": (" " + pairs["rejected"]).tolist()})
+
+
+def kto_dataset(pairs: pd.DataFrame, tok, *, batch_size: int, seed: int):
+    """Each pair as a desirable and an undesirable row; rows shuffled within each step's batch
+    (KTO samples sequentially and estimates its KL term from neighbouring rows)."""
+    from datasets import Dataset
+
+    prompt = (tok.bos_token + " " + pairs["prompt"]).tolist()
+    rows = [(p, " " + c, good) for i, p in enumerate(prompt)
+            for c, good in ((pairs["chosen"].iloc[i], True), (pairs["rejected"].iloc[i], False))]
+    rng, width = np.random.default_rng([seed, 4]), 2 * batch_size
+    order = [lo + j for lo in range(0, len(rows), width)
+             for j in rng.permutation(min(width, len(rows) - lo))]
+    return Dataset.from_dict({k: [rows[i][c] for i in order]
+                              for c, k in enumerate(("prompt", "completion", "label"))})
+
+
+def dpo_trainer(common: dict, args: dict, pairs, tok, options: dict, **_):
+    """DPO against a frozen copy of the model (``ref_model=None`` would reload it from disk),
+    its log-probs computed once before training."""
+    import trl
+
+    return trl.DPOTrainer(**common, args=trl.DPOConfig(**args, **options,
+                                                       precompute_ref_log_probs=True),
+                          ref_model=copy.deepcopy(common["model"]),
+                          train_dataset=pair_dataset(pairs, tok))
+
+
+def kto_trainer(common: dict, args: dict, pairs, tok, options: dict, *, batch_size: int,
+                seed: int, **_):
+    import trl
+
+    args = {**args, "per_device_train_batch_size": 2 * batch_size}
+    return trl.KTOTrainer(**common, args=trl.KTOConfig(**args, **options,
+                                                       precompute_ref_log_probs=True),
+                          ref_model=copy.deepcopy(common["model"]),
+                          train_dataset=kto_dataset(pairs, tok, batch_size=batch_size, seed=seed))
+
+
+def simpo_trainer(common: dict, args: dict, pairs, tok, options: dict, **_):
+    from trl.experimental.cpo import CPOConfig, CPOTrainer
+
+    config = CPOConfig(**args, **options, loss_type="simpo", cpo_alpha=0.0,
+                       remove_unused_columns=False)
+    return CPOTrainer(**common, args=config, train_dataset=pair_dataset(pairs, tok))
+
+
+def grpo_trainer(common: dict, args: dict, pairs, tok, options: dict, *, batch_size: int,
+                 reward, **_):
+    """GRPO on the pairs' prompts: a step is ``batch_size`` prompts x ``num_generations``
+    completions (TRL's batch counts completions), generated for that step alone."""
+    import trl
+    from datasets import Dataset
+
+    args = {**args, "per_device_train_batch_size": options["num_generations"] * batch_size}
+    prompts = (tok.bos_token + " " + pairs["prompt"]).tolist()
+    config = trl.GRPOConfig(**args, **options, shuffle_dataset=False)
+    return trl.GRPOTrainer(**common, args=config, reward_funcs=reward,
+                           train_dataset=Dataset.from_dict({"prompt": prompts}))
+
+
+TRAINERS = {"dpo": dpo_trainer, "kto": kto_trainer, "simpo": simpo_trainer, "grpo": grpo_trainer}
+
+
+def train_phase(model, tok, algorithm: str, frame: pd.DataFrame, other: pd.DataFrame, *,
+                task: str, toward_target: bool, save_at: Sequence[int], save: SaveFn,
+                batch_size: int, seed: int, lr: float | None = None,
+                options: dict | None = None) -> None:
+    """Train ``model`` in place on the phase file ``frame`` (rows in the seed's order; the first
+    ``max(save_at)`` are used) by ``algorithm``; ``other`` is the other phase's file (rejected
+    answers), ``task`` and ``toward_target`` name the judge's reward. ``lr`` None: ``LR``;
+    ``options`` override ``OPTIONS`` of the algorithm (SFT: ``loss``)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r} (one of {ALGORITHMS})")
+    check_save_points(save_at, batch_size, len(frame))
+    n, lr = max(save_at), LR[algorithm] if lr is None else lr
+    options = {**OPTIONS.get(algorithm, {}), **(options or {})}
+    if algorithm == "sft":
+        return sft_phase(model, tok, frame.iloc[:n], save_at=save_at, save=save,
+                         batch_size=batch_size, lr=lr, seed=seed, **options)
+    model.eval()
+    if 0 in save_at:
+        save(model, 0)
+    if n == 0:
+        return
+    pairs = preference_pairs(frame.iloc[:n], other, seed)
+    callback = save_callback(save, set(save_at) - {0}, batch_size)
+    common = dict(model=model, processing_class=tok, callbacks=[callback])
+    with tempfile.TemporaryDirectory(prefix="springback-trl-") as tmp:
+        args = common_args(tmp, steps=n // batch_size, rows=batch_size, lr=lr, seed=seed)
+        TRAINERS[algorithm](common, args, pairs, tok, options, batch_size=batch_size, seed=seed,
+                            reward=phase_reward(task, toward_target)).train()
+    model.eval()
+
+
+def sft_phase(model, tok, frame: pd.DataFrame, *, save_at, save, batch_size, lr, seed,
+              loss: str = "completion") -> None:
+    """SFT by the plain loop ``train.finetune`` (faster than SFTTrainer here, same weights)."""
+    from springback.models import special_ids
+    from springback.pipeline.rebound import encode_examples
+    from springback.train import finetune
+
+    finetune(model, encode_examples(tok, frame), save_at=save_at, save=save,
+             batch_size=batch_size, lr=lr, seed=seed, pad_id=special_ids(tok)["pad"], loss=loss)
