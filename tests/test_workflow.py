@@ -224,7 +224,9 @@ def _changed_library(tmp_path: Path, module: str) -> dict:
     # the statistics core is imported by aggregate (tables) and claims: both rerun, and below them
     ("elasticity.py", {"aggregate", "claims", "figures"}),
     # imported (transitively) by every rule that evaluates a model, never by the report rules
-    ("evaluate.py", {"rebound", "evaluate_ladder", "aggregate", "claims", "figures"}),
+    ("evaluate.py", {"rebound", "algorithms", "resistance", "compression", "evaluate_ladder",
+                     "aggregate", "claims", "figures"}),
+    ("coder.py", {"compression", "figures"}),
     ("provenance.py", None),  # imported nearly everywhere: at least the model rules rerun
 ])
 def test_library_change_reruns_only_the_rules_that_import_it(smoke_study, tmp_path, module, rules):
@@ -245,5 +247,6 @@ def test_report_renders_every_figure_and_the_claims(smoke_study):
     assert proc.returncode == 0, proc.stderr[-3000:]
     html = report.read_text(errors="replace")
     for name in ["rebound_sentiment", "cue_gap", "kl_rebound", "ladder", "claims.csv",
-                 "regime.csv"]:
+                 "regime.csv", "size_trend", "volume_trend", "resistance", "theorem",
+                 "compressors", "algorithms"]:
         assert name in html, name
