@@ -136,7 +136,8 @@ def test_claims_table(smoke_study):
                                     "E1:stiffness", "E2:recovery"}
     # C7: per pretrained main base its signs, per task and size the k-exponent and spring ratio
     c7 = claims[claims["claim"] == "C7"]
-    assert {"delta_a", "a_moves_more", "k_exponent", "spring_log_ratio"} == set(c7["statistic"])
+    assert {"delta_a", "p_falls", "a_moves_more", "k_exponent", "spring_log_ratio"} == \
+        set(c7["statistic"])
     # size (C4: 3 slopes per task, paired with the random-init twins), volume (C5: 3 slopes per
     # task, with or without the past-emergence series), resistance (C1: 3 cells, pooled, KL)
     c4 = claims[claims["claim"] == "C4"]

@@ -13,11 +13,13 @@ forward direction, every value per replicate of the paired hierarchical bootstra
 claims.csv) over the runs' checkpoint metrics:
 
 - ``delta_a``: Delta gamma_a over the perturbation (> 0: the alignment set is forgotten);
+- ``p_falls``: -Delta gamma_p (> 0: the pretraining set's rate improves, the theorem's premise);
 - ``a_moves_more``: |Delta gamma_a| - |Delta gamma_p| (> 0: D_p barely moves by comparison);
 - ``k_exponent``: the slope of log10(Delta gamma_a / -Delta gamma_p) on log10 k over every arm of
   every pretrained main base of a task and size (k varies with n_pos and, across the volume
   bases, with |D_p|); the verdict tests "grows with k" (> 0), Theta(k) predicts about 1. A point whose Delta gamma_p is not negative (D_p did not improve)
-  has no ratio, and a replicate with such a point has no slope;
+  has no ratio; the slope is fitted, per replicate, through the points that have one (at least
+  3, at 2 k or more), so it describes only where the premise holds (``detail``: how many);
 - ``spring_log_ratio``: log10 of (|D_a| Delta gamma_a) / (|D_p| (-Delta gamma_p)) on the deepest
   arm, the spring picture's invariant (|D_i| times the change of its rate equal across datasets):
   0 where it holds exactly (its verdict reads the sign; a CI around 0 is the invariant holding).
@@ -57,10 +59,21 @@ def log_ratio(d: dict[str, np.ndarray]) -> np.ndarray:
         return np.where(ok, np.log10(np.abs(d["a"]) / np.abs(d["p"])), np.nan)
 
 
+def finite_slope(x: np.ndarray, values: np.ndarray, min_points: int = 3) -> np.ndarray:
+    """Least-squares slope per replicate over the points that have a value (at least
+    ``min_points`` of them, at two x or more; NaN otherwise)."""
+    out = np.full(len(values), np.nan)
+    for b, row in enumerate(values):
+        ok = np.isfinite(row)
+        if ok.sum() >= min_points and len(np.unique(x[ok])) >= 2:
+            out[b] = np.polyfit(x[ok], row[ok], 1)[0]
+    return out
+
+
 def c7_rows(conditions, *, phase1_tokens: dict | None = None) -> tuple[list[dict], list[dict]]:
     """C7 claim rows and the points of the k fit, from ``tables.conditions`` output (key, cube,
     checkpoint metrics, draws) of a study's forward conditions."""
-    from springback.claims import claim_row, slope
+    from springback.claims import claim_row
 
     per_key, twins = {}, {}
     for key, cube, metrics, draws in conditions:
@@ -80,6 +93,7 @@ def c7_rows(conditions, *, phase1_tokens: dict | None = None) -> tuple[list[dict
                  "algo": algo, "direction": direction, "n_runs": np.nan}
         twin = twins.get((task, size))
         for name, fn in (("delta_a", lambda v: v["a"][:, -1]),
+                         ("p_falls", lambda v: -v["p"][:, -1]),
                          ("a_moves_more", lambda v: np.abs(v["a"][:, -1]) - np.abs(v["p"][:, -1]))):
             rows.append(claim_row("C7", name, 0.0, label, fn(d),
                                   "random_init" if twin else "none", fn(twin) if twin else None))
@@ -105,8 +119,9 @@ def c7_rows(conditions, *, phase1_tokens: dict | None = None) -> tuple[list[dict
         label = {"task": task, "world": "main", "size": size,
                  "pretrain_tokens": "|".join(dict.fromkeys(str(k[3]) for k in keys)),
                  "algo": "sft", "direction": "forward", "n_runs": np.nan}
-        rows.append(claim_row("C7", "k_exponent", 0.0, label, slope(x, values), "none", None)
-                    if len(np.unique(x)) >= 2 else None)
+        rows.append(claim_row("C7", "k_exponent", 0.0, label, finite_slope(x, values), "none",
+                              None) | {"detail": f"{int(np.isfinite(values[0]).sum())} of "
+                                                 f"{len(x)} points have a ratio"})
         spring = np.stack(springs, 1)
         with np.errstate(all="ignore"):  # a replicate without any ratio has no median
             median = np.array([np.median(r[np.isfinite(r)]) if np.isfinite(r).any() else np.nan
