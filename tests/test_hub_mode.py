@@ -29,9 +29,13 @@ def hub_config(fake: dict) -> dict:
             "pretrain_text": {"source": str(fake["pretrain_txt"]), "n_docs": 20},
             "judges": {
                 "sentiment": {"kind": "classifier", "id": str(fake["classifier"]),
-                              "target_label": "POSITIVE"},
+                              "target_label": "POSITIVE",
+                              "probe": {"suffix": " overall it was", "target": [" great", " wonderful"],
+                                        "contrary": [" awful", " terrible"]}},
                 "safety": {"kind": "reward", "id": str(fake["reward"]), "sign": -1.0,
-                           "threshold": 0.0},
+                           "threshold": 0.0,
+                           "probe": {"suffix": "", "target": [" sorry"],
+                                     "contrary": [" sure", " happy"]}},
             },
             "device": "cpu", "dtype": "float32",
         },
@@ -66,7 +70,9 @@ def test_hub_mode_runs_the_same_dag(hub_study):
     rebound = table[table["algo"] == "sft"]
     assert len(rebound) == 2 * 2 * 2 * 3 * 4  # tasks x directions x seeds x (1 + n_pos) x n_neg
     assert rebound["score"].between(0, 1).all()
-    assert rebound["p_target"].isna().all()  # no exact target probability for hub tasks
+    # the probes give exact log-odds and a cue gap (context = the review's label / harmfulness)
+    assert rebound["p_target"].between(0, 1).all() and rebound["logodds"].notna().all()
+    assert rebound["cue_gap"].notna().all()
     assert (rebound["bpb_pretrain"] > 0).all()
     base = rebound[(rebound["n_pos"] == 0) & (rebound["n_neg"] == 0)]
     assert (base["kl_to_base"].abs() < 1e-6).all()
@@ -76,7 +82,7 @@ def test_hub_mode_runs_the_same_dag(hub_study):
     job = hub_study / "rebound" / "hub" / "tiny_a" / "pseed-0" / "tokens-1000"
     assert (job / "metrics.csv").is_file() and (job / "prompts.parquet").is_file()
     prompts = pd.read_parquet(hub_study / "tables" / "prompts.parquet")
-    assert prompts["logodds"].isna().all() and prompts["score"].between(0, 1).all()
+    assert prompts["logodds"].notna().all() and prompts["score"].between(0, 1).all()
 
 
 @pytest.mark.slow

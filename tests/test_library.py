@@ -1301,3 +1301,13 @@ def test_default_world_has_clean_cue_prompts_in_both_contexts():
         prompts = pd.DataFrame(tables[f"{task}/prompts"])
         share = prompts.groupby("context")["clean"].mean()
         assert len(share) == 2 and (share > 0.25).all(), (task, share.to_dict())
+
+
+def test_probe_tokens_read_the_word_after_the_suffix(tiny_tokenizer):
+    tok = tiny_tokenizer
+    ids = evaluation.probe_tokens(tok, " overall it was", [" good", " great", " good"], "sentiment")
+    assert ids == tok.convert_tokens_to_ids(["good", "great"])  # first tokens, de-duplicated
+    assert evaluation.probe_tokens(tok, "", [" sorry"], "safety") == \
+        tok.convert_tokens_to_ids(["sorry"])
+    with pytest.raises(ValueError, match="'zzqx' has no token of its own"):
+        evaluation.probe_tokens(tok, " overall it was", ["zzqx"], "sentiment")

@@ -45,6 +45,7 @@ class EvalSet:
     temperature: float = 1.0      # sampling temperature
     batch_size: int = 64          # rows per forward pass
     base: object | None = None    # the base model, for KL (set by ``set_base``)
+    probe_ids: list[list[int]] | None = None  # prompt + the probe's fixed continuation (hub)
     base_cache: dict = field(default_factory=dict)
 
 
@@ -92,7 +93,7 @@ def behaviour_probs(model, ev: EvalSet) -> tuple[np.ndarray, np.ndarray, np.ndar
     # left padding with positions counted from each prompt's first token puts every prompt's
     # last position at the end, so the model's own head runs there only (logits_to_keep=1: with
     # a 256 k vocabulary the full-sequence logits are most of a hub model's cost)
-    ids, mask = padded(ev.prompt_ids, ev.pad_id, left=True)
+    ids, mask = padded(ev.probe_ids or ev.prompt_ids, ev.pad_id, left=True)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     dev = device_of(model)
     logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev),

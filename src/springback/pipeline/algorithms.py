@@ -17,8 +17,7 @@ import numpy as np
 import pandas as pd
 
 from springback import data
-from springback.pipeline.jobs import prepare, write
-from springback.pipeline.rebound import snapshot
+from springback.pipeline.rebound import prepare, snapshot, write
 
 log = logging.getLogger(__name__)
 

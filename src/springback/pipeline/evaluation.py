@@ -22,7 +22,7 @@ def task_judge(task: str, judge_spec: dict | None, judge_dir: str | Path | None,
         return exact_judge(task)
     from springback.hub import make_judge
 
-    options = {k: v for k, v in judge_spec.items() if k not in ("id", "revision")}
+    options = {k: v for k, v in judge_spec.items() if k not in ("id", "revision", "probe")}
     return make_judge({**options, "path": str(judge_dir), "device": device}, task)
 
 
@@ -30,8 +30,10 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
              eval_cfg: dict, judge_spec: dict | None = None, judge_dir: str | Path | None = None,
              device: str = "cpu"):
     """Prepare prompts, judge and held-out text sets of a task (once per job). The exact target
-    probability is measured only with the world's exact judge (toy mode): hub tasks have no
-    known first words of the target behaviour."""
+    probability (log-odds) is read at the end of the prompt with the world's exact judge (toy
+    mode), and, for a hub task whose judge spec carries a ``probe`` (suffix, target words,
+    contrary words), after the prompt followed by the probe's fixed suffix (e.g. verdict words
+    after " Overall, the movie was"); without one it is NaN."""
     from springback.evaluate import EvalSet, text_set
 
     exact = judge_spec is None or judge_spec.get("kind", "exact") == "exact"
@@ -44,18 +46,44 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
     texts = {name: list(zip(frame["prompt"], frame["completion"])) for name, frame in held.items()}
     texts["pretrain"] = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
     prompt_ids = tok(prompts["prompt"].tolist(), add_special_tokens=False)["input_ids"]
+    probe = None if exact else (judge_spec or {}).get("probe")
+    target, contrary, probe_ids = None, None, None
+    if exact:
+        target, contrary = (tok.convert_tokens_to_ids(spec[k]) for k in ("target", "contrary"))
+    elif probe:
+        target, contrary = (probe_tokens(tok, probe["suffix"], probe[k], task)
+                            for k in ("target", "contrary"))
+        if set(target) & set(contrary):
+            raise ValueError(f"probe of task {task}: target and contrary words share a first "
+                             f"token ({sorted(set(target) & set(contrary))})")
+        probe_ids = [[ids["start"]] + p for p in tok(
+            [p + probe["suffix"] for p in prompts["prompt"]], add_special_tokens=False)["input_ids"]]
     return EvalSet(
         prompt_ids=[[ids["start"]] + p for p in prompt_ids],
         contexts=(prompts["context"] == spec["contexts"][0]).to_numpy(),
         clean=(prompts["clean"].to_numpy(bool) if "clean" in prompts
                else np.ones(len(prompts), bool)),  # hub prompts: the label is the only cue
-        target_ids=tok.convert_tokens_to_ids(spec["target"]) if exact else None,
-        contrary_ids=tok.convert_tokens_to_ids(spec["contrary"]) if exact else None,
+        target_ids=target, contrary_ids=contrary, probe_ids=probe_ids,
         judge=task_judge(task, judge_spec, judge_dir, device),
         texts={k: text_set(tok, v, context, eval_cfg.get("batch_size", 64))
                for k, v in texts.items()},
         pad_id=ids["pad"], eos_id=ids["eos"], max_new_tokens=eval_cfg["max_new_tokens"],
         temperature=eval_cfg["temperature"], batch_size=eval_cfg.get("batch_size", 64))
+
+
+def probe_tokens(tok, suffix: str, words: list[str], task: str) -> list[int]:
+    """The first token of each word as the model would read it right after ``suffix`` (the
+    tokens of suffix + word past those of suffix alone; robust to a tokenizer that merges the
+    leading space), de-duplicated."""
+    start = len(tok(suffix, add_special_tokens=False)["input_ids"])
+    out = []
+    for word in words:
+        ids = tok(suffix + word, add_special_tokens=False)["input_ids"][start:]
+        if not ids or ids[0] == tok.unk_token_id:
+            raise ValueError(f"probe of task {task}: the word {word!r} has no token of its own "
+                             "after the suffix")
+        out += [ids[0]] if ids[0] not in out else []
+    return out
 
 
 def evaluate_ladder(*, ladder: list[str | Path], tasks: list[str], task_root: str | Path,

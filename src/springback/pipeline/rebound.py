@@ -202,22 +202,11 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
     ``train`` holds lr, batch_size and loss; ``eval_cfg["text_at"]`` the n_neg points that also
     get bits/byte and KL (None: all). ``ensemble``: run every run of the job at once as one
     batched ensemble (falls back to run after run, with a log line, for a base it cannot hold)."""
-    runtime = runtime or {}
-    tok = load_tokenizer(base_dir)
-    base = models.load_model(base_dir, **runtime)
-    sets = {}
-    for task, task_dir in task_dirs.items():
-        sets[task] = eval_set(tok, task=task, task_dir=task_dir, pretrain_heldout=pretrain_heldout,
-                              context=eval_cfg["context"], eval_cfg=eval_cfg,
-                              judge_spec=(judges or {}).get(task),
-                              judge_dir=(judge_dirs or {}).get(task),
-                              device=runtime.get("device", "cpu"))
-        set_base(base, sets[task])
-    text_at = set(n_neg) if eval_cfg.get("text_at") is None else {0, max(n_neg), *eval_cfg["text_at"]}
     params = {"base": str(base_dir), **train}
-    record = Recorder(tok, sets, eval_cfg=eval_cfg, text_at=text_at, keep=keep,
-                      out_models=out_models, params=params)
-    Path(out_models).mkdir(parents=True, exist_ok=True)
+    tok, base, record = prepare(base_dir=base_dir, task_dirs=task_dirs,
+                                pretrain_heldout=pretrain_heldout, n_neg=n_neg, eval_cfg=eval_cfg,
+                                keep=keep, out_models=out_models, params=params, judges=judges,
+                                judge_dirs=judge_dirs, runtime=runtime)
     job_runs = runs(task_dirs, directions, seeds)
     why_not = ensemble_unsupported(base) if ensemble else None
     if why_not:
@@ -232,6 +221,37 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
                         direction=direction, seed=seed, n_pos=n_pos, n_neg=n_neg, train=train)
             log.info("run %d/%d done: %s %s seed %d (%d checkpoints so far)", i + 1,
                      len(job_runs), task, direction, seed, len(record.rows))
+    write(record, tok, base_dir=base_dir, task_dirs=task_dirs, directions=directions,
+          params=params, out_metrics=out_metrics, out_prompts=out_prompts)
+
+
+def prepare(*, base_dir, task_dirs: dict[str, Path], pretrain_heldout, n_neg: list[int],
+            eval_cfg: dict, keep, out_models, params: dict, judges: dict | None = None,
+            judge_dirs: dict | None = None, runtime: dict | None = None):
+    """(tokenizer, base model, Recorder) of a job: the evaluation sets of every task, prepared
+    once, with the base as the reference of KL."""
+    runtime = runtime or {}
+    tok = load_tokenizer(base_dir)
+    base = models.load_model(base_dir, **runtime)
+    sets = {}
+    for task, task_dir in task_dirs.items():
+        sets[task] = eval_set(tok, task=task, task_dir=task_dir, pretrain_heldout=pretrain_heldout,
+                              context=eval_cfg["context"], eval_cfg=eval_cfg,
+                              judge_spec=(judges or {}).get(task),
+                              judge_dir=(judge_dirs or {}).get(task),
+                              device=runtime.get("device", "cpu"))
+        set_base(base, sets[task])
+    text_at = set(n_neg) if eval_cfg.get("text_at") is None else {0, max(n_neg), *eval_cfg["text_at"]}
+    record = Recorder(tok, sets, eval_cfg=eval_cfg, text_at=text_at, keep=keep,
+                      out_models=out_models, params=params)
+    Path(out_models).mkdir(parents=True, exist_ok=True)
+    return tok, base, record
+
+
+def write(record: Recorder, tok, *, base_dir, task_dirs: dict[str, Path], directions: list[str],
+          params: dict, out_metrics, out_prompts) -> None:
+    """metrics.csv (with the base's keys and the phase-1 tokens per example), its provenance,
+    and prompts.parquet of a job."""
     keys = base_keys(models.read_provenance(base_dir))
     frame = pd.DataFrame(record.rows)
     for i, (k, v) in enumerate(keys.items()):
