@@ -1,4 +1,5 @@
 import importlib.util
+import os
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -32,6 +33,9 @@ wildcard_constraints:
     size="[A-Za-z0-9_]+",
     pseed="[0-9]+",
     tokens="[0-9]+",
+    task="sentiment|safety",
+    direction="forward|reversed",
+    seed="[0-9]+",
 
 
 def task_names():
@@ -181,17 +185,38 @@ def ladder_dirs(wildcards):
     return sorted({f"results/{wildcards.study}/base/{w}/{s}/pseed-{p}" for w, s, p, _ in ladder()})
 
 
-def rebound_folder(study, world, size, pseed, tokens):
-    return f"results/{study}/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}"
+REBOUND_JOB = "results/{study}/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}"
+RUN_FOLDER = "run-{task}-{direction}-seed{seed}"  # one run's sub-folder when rebound.job is run
+
+
+def rebound_path(pattern):
+    """A rebound job's path pattern, with the run's own level when rebound.job is run:
+    ``pattern``'s {run} field becomes nothing, or a sub-folder run-<task>-<direction>-seed<seed>."""
+    return pattern.replace("{run}", f"{os.sep}{RUN_FOLDER}" if REBOUND["job"] == "run" else "")
+
+
+def rebound_folder(study, world, size, pseed, tokens, stage="rebound"):
+    """The output folder of a rebound (or algorithms) job of one base and pretraining seed."""
+    return f"results/{study}/{stage}/{world}/{size}/pseed-{pseed}/tokens-{tokens}"
+
+
+def rebound_job_folders(study, unit):
+    """The folder of each job of a rebound unit: the unit itself, or one per run."""
+    folder = rebound_folder(study, *unit)
+    if REBOUND["job"] == "base":
+        return [folder]
+    base = experiments.base_of(config, unit[0], unit[1], unit[3])
+    return [f"{folder}/{RUN_FOLDER.format(task=t, direction=d, seed=s)}" for t in REBOUND["tasks"]
+            for d in base["directions"] for s in REBOUND["seeds"]]
 
 
 def rebound_outputs(name):
     """One output file (metrics.csv or prompts.parquet) of every rebound and algorithms job."""
     units = [(b["world"], b["size"], p, b["tokens"]) for b in experiments.algorithm_bases(config)
              for p in b["pretrain_seeds"]]
-    return lambda wildcards: [f"{rebound_folder(wildcards.study, *u)}/{name}" for u in rebound_units()] + [
-        f"{rebound_folder(wildcards.study, *u).replace('/rebound/', '/algorithms/')}/{name}"
-        for u in units]
+    return lambda wildcards: [f"{f}/{name}" for u in rebound_units()
+                              for f in rebound_job_folders(wildcards.study, u)] + [
+        f"{rebound_folder(wildcards.study, *u, stage='algorithms')}/{name}" for u in units]
 
 
 def algorithm_task_tables(wildcards):
@@ -286,7 +311,11 @@ def rebound_settings(wildcards):
     directions the experiments using its base ask for."""
     keys = ["tasks", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size", "keep"]
     base = experiments.base_of(config, wildcards.world, wildcards.size, wildcards.tokens)
-    return {k: REBOUND[k] for k in keys} | {"directions": base["directions"]}
+    settings = {k: REBOUND[k] for k in keys} | {"directions": base["directions"]}
+    if "task" in wildcards.keys():  # rebound.job run: the job's one run
+        settings |= {"tasks": [wildcards.task], "directions": [wildcards.direction],
+                     "seeds": [int(wildcards.seed)]}
+    return settings
 
 
 def all_task_tables(wildcards):

@@ -1,3 +1,5 @@
+# A job holds every run of one base (rebound.job: base; toy mode, an ensemble) or one run
+# (rebound.job: run; hub mode, one GPU job per base x task x direction x fine-tuning seed).
 rule rebound:
     input:
         unpack(all_task_tables),
@@ -5,9 +7,9 @@ rule rebound:
         base=base_checkpoint,
         pretrain_heldout=world_table("pretrain_heldout"),
     output:
-        metrics="results/{study}/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}/metrics.csv",
-        prompts="results/{study}/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}/prompts.parquet",
-        models=directory("results/{study}/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}/models"),
+        metrics=rebound_path(f"{REBOUND_JOB}{{run}}/metrics.csv"),
+        prompts=rebound_path(f"{REBOUND_JOB}{{run}}/prompts.parquet"),
+        models=directory(rebound_path(f"{REBOUND_JOB}{{run}}/models")),
     params:
         code=code_hash("rebound"),
         rebound=rebound_settings,
@@ -16,9 +18,9 @@ rule rebound:
         judges=HUB["judges"],
         runtime=model_runtime(),
     log:
-        "results/{study}/logs/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}.log",
+        rebound_path("results/{study}/logs/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}{run}.log"),
     benchmark:
-        "results/{study}/benchmarks/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}.tsv"
+        rebound_path("results/{study}/benchmarks/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}{run}.tsv")
     threads: job_threads()
     resources:
         mem_mb=job_mem(4000),

@@ -294,3 +294,11 @@ def test_c7_recovers_a_known_k_exponent_and_the_spring_invariant():
     assert len(points) == 4 and all(pt["delta_p"] < 0 < pt["delta_a"] for pt in points)
     # |D_a| Delta gamma_a = |D_p| (-Delta gamma_p) up to the 1.0-1.1 spread of Delta gamma_p
     assert abs(by["spring_log_ratio"]["value"]) < 0.05
+
+
+def test_recovery_is_undefined_without_a_mapping_to_recover():
+    gaps = (lambda x: np.full_like(x, 0.01), lambda x: np.where(x > 100, 0.3, 0.0))
+    level, gap = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x, gaps=gaps)
+    assert np.isnan(_stats(level, gap)["recovery"][1])  # 0.3 / 0.01 would read as 30x
+    assert np.isnan(_stats(level, gap, gap_ref=np.array(0.2))["recovery"][1])
+    assert _stats(level, gap, gap_ref=np.array(0.6))["recovery"][1] == pytest.approx(0.5)

@@ -43,7 +43,8 @@ def hub_config(fake: dict) -> dict:
         "rebound": {"tasks": ["sentiment", "safety"],
                     "bases": [{"size": "tiny_a", "tokens": 1000}],
                     "directions": ["forward", "reversed"], "seeds": [1, 2],
-                    "n_pos": [4, 8], "n_neg": [0, 2, 4, 8], "batch_size": 2},
+                    "n_pos": [4, 8], "n_neg": [0, 2, 4, 8], "batch_size": 2,
+                    "job": "run", "ensemble": False},  # one job per run, as on a GPU cluster
         "claims": {"metric": "score", "beyond": 0.05},
         "evaluate": {"max_new_tokens": 4, "bootstrap": 50, "context": 64, "batch_size": 8,
                      "sample": True, "text_at": None},
@@ -79,8 +80,10 @@ def test_hub_mode_runs_the_same_dag(hub_study):
     assert (rebound["world"] == "hub").all() and (rebound["pretrain_seed"] == 0).all()
     ladder = table[table["algo"] == "none"]
     assert sorted(ladder["pretrain_tokens"].unique()) == [1000, 2000]
-    job = hub_study / "rebound" / "hub" / "tiny_a" / "pseed-0" / "tokens-1000"
-    assert (job / "metrics.csv").is_file() and (job / "prompts.parquet").is_file()
+    base = hub_study / "rebound" / "hub" / "tiny_a" / "pseed-0" / "tokens-1000"
+    runs = sorted(p.name for p in base.iterdir() if (p / "metrics.csv").is_file())
+    assert len(runs) == 2 * 2 * 2 and "run-sentiment-forward-seed1" in runs  # one job per run
+    assert all((base / r / "prompts.parquet").is_file() for r in runs)
     prompts = pd.read_parquet(hub_study / "tables" / "prompts.parquet")
     assert prompts["logodds"].notna().all() and prompts["score"].between(0, 1).all()
 
@@ -113,7 +116,8 @@ def test_hub_dry_run_lists_the_paper_grid_with_gpus(tmp_path):
                           cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    assert "fetch_base" in out and out.count("rule rebound:") == 8  # one job per base
+    # one GPU job per run: 8 bases x 2 tasks x 2 directions x 3 fine-tuning seeds
+    assert "fetch_base" in out and out.count("rule rebound:") == 8 * 2 * 2 * 3
     for job in out.split("rule rebound:")[1:]:  # the first resources line is the job's own
         resources = next(line for line in job.splitlines() if line.strip().startswith("resources:"))
         assert "gpu=1" in resources.replace(",", " ").split(), resources

@@ -169,7 +169,9 @@ def test_two_rules_through_sbatch(slurm_cluster, tmp_path, record_property):
 
 @pytest.mark.slow
 def test_smoke_study_through_slurm(slurm_cluster, smoke_study, tmp_path):
-    """The smoke study through sbatch gives the same checkpoint table as the session's local run."""
+    """The smoke study's rebound experiment through sbatch gives the same checkpoint rows as the
+    session's local run of the whole smoke study (the other experiments' jobs are the same rules
+    and scripts; running them through Slurm too would double the suite's longest test)."""
     import time
 
     import pandas as pd
@@ -180,7 +182,7 @@ def test_smoke_study_through_slurm(slurm_cluster, smoke_study, tmp_path):
     shutil.rmtree(REPO / "results" / study, ignore_errors=True)
     run_snakemake(
         ["--cores", "2", "--profile", "profiles/slurm", "--configfile", "config/smoke.yaml",
-         "--config", f"study={study}"],
+         "--config", f"study={study}", "experiments=[rebound]"],
         cwd=REPO,
         log=tmp_path / f"{study}.log",
         timeout=SMOKE_TIMEOUT,
@@ -199,5 +201,11 @@ def test_smoke_study_through_slurm(slurm_cluster, smoke_study, tmp_path):
 
     a = canon(csv, study)
     b = canon(smoke_study / "tables" / "checkpoints.csv", "smoke")
-    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-6, atol=1e-6)
+    keys = ["role", "world", "size", "pretrain_seed", "pretrain_tokens", "algo", "task",
+            "direction"]
+    assert set(a["algo"]) == {"sft", "none"} and len(a) > 0
+    mine = b.merge(a[keys].drop_duplicates(), on=keys)  # the local rows of the same runs
+    mine = mine[sorted(mine.columns)].sort_values(list(mine.columns)).reset_index(drop=True)
+    assert len(mine) == len(a)
+    pd.testing.assert_frame_equal(a, mine, check_exact=False, rtol=1e-6, atol=1e-6)
     shutil.rmtree(REPO / "results" / study, ignore_errors=True)

@@ -23,7 +23,8 @@ behaviour), +1 reversed. The base level is L0 = L[0, 0].
   log-odds gives 1, a kink at the base level gives the slope ratio;
 - context recovery E2 = (peak cue gap over the perturbation - cue gap right after alignment) /
   the reference base's cue gap (a model that never follows context recovers nothing; a gap that
-  alignment did not erase is not counted as recovered).
+  alignment did not erase is not counted as recovered; undefined when the reference gap is under
+  ``MIN_GAP`` nats: a base without the mapping has nothing to recover, and a share of ~0 is noise).
 
 Bootstrap: each replicate resamples pretraining seeds, then fine-tuning seeds within each, then
 prompts, from shared uniform draws, so every condition with the same shape (the main base and
@@ -180,6 +181,9 @@ def first_crossing(x: np.ndarray, y: np.ndarray, level: np.ndarray, sign: float)
     return np.where(reached.any(-1), out, np.nan)
 
 
+MIN_GAP = 0.5  # nats: a base cue gap below this is no context mapping (pre-emergence: ~0.00)
+
+
 def curve_stats(x: np.ndarray, level: np.ndarray, gap: np.ndarray, sign: float, *,
                 beyond: float = 2.0, gap_ref: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every elasticity statistic of curves L[..., arm, n_neg] and G[..., arm, n_neg]; each
@@ -187,6 +191,8 @@ def curve_stats(x: np.ndarray, level: np.ndarray, gap: np.ndarray, sign: float, 
     ``gap_ref``: the cue gap the recovery is a share of (default: this base's own)."""
     base = level[..., 0, 0][..., None]
     base_gap = gap[..., 0, 0][..., None] if gap_ref is None else np.asarray(gap_ref)[..., None]
+    # a reference without the mapping (|gap| < MIN_GAP nats) leaves nothing to recover
+    base_gap = np.where(np.abs(base_gap) < MIN_GAP, np.nan, base_gap)
     departure = first_crossing(x, level[..., 0, :], base[..., 0] + sign * beyond, sign)[..., None]
     back = first_crossing(x, level, base, sign)
     past = first_crossing(x, level, base + sign * beyond, sign) - back
