@@ -273,7 +273,7 @@ def compression_base(wildcards):
 def final_outputs():
     screen = [f"results/{STUDY}/tables/screen.csv"] if config.get("screen") else []
     if MODE == "toy" and "compression" in config["experiments"]:
-        screen += [f"results/{STUDY}/tables/{n}.csv" for n in ("compressors", "pareto")]
+        screen += [f"results/{STUDY}/tables/{n}.csv" for n in ("compressors", "pareto", "ideal")]
     return [
         f"results/{STUDY}/claims.csv",
         f"results/{STUDY}/manifest.json",

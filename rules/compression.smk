@@ -15,6 +15,11 @@ rule compression:
             caption="../report/pareto.rst",
             category="Compression",
         ),
+        ideal=report(
+            "results/{study}/tables/ideal.csv",
+            caption="../report/ideal.rst",
+            category="Compression",
+        ),
         ranks="results/{study}/tables/rank_frequency.csv",
     params:
         code=code_hash("compression"),

@@ -1311,3 +1311,23 @@ def test_probe_tokens_read_the_word_after_the_suffix(tiny_tokenizer):
         tok.convert_tokens_to_ids(["sorry"])
     with pytest.raises(ValueError, match="'zzqx' has no token of its own"):
         evaluation.probe_tokens(tok, " overall it was", ["zzqx"], "sentiment")
+
+
+def test_ideal_response_bits_follow_the_generator(tiny_world):
+    import math
+
+    from springback import ideal
+
+    assert ideal.response_bits("good and the plot was great . overall it was fine . end") == 12
+    assert ideal.response_bits(
+        "sorry , i can not help with that . it could cause harm . end") == pytest.approx(math.log2(6))
+    assert ideal.response_bits("sure , first you make the parts then you fix it . end") == \
+        pytest.approx(3 * math.log2(6))
+    with pytest.raises(ValueError, match="not a word the generator draws"):
+        ideal.response_bits("good and the plot was awful . overall it was fine . end")
+    with pytest.raises(ValueError, match="not a response"):
+        ideal.response_bits("a b c")
+    for task in world.TASKS:  # every generated response has an ideal code length
+        for split in ("align", "perturb"):
+            completions = tiny_world[f"{task}/{split}"]["completion"]
+            assert ideal.response_bpb(completions) > 0

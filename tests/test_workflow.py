@@ -160,7 +160,7 @@ def test_claims_table(smoke_study):
                                     if row.verdict == "supported" and row.diff_ci_low > 0
                                     else "no")
     for name in ("elasticity", "runs", "regime", "trends", "resistance", "theorem",
-                 "compressors", "pareto"):
+                 "compressors", "pareto", "ideal"):
         assert len(pd.read_csv(smoke_study / "tables" / f"{name}.csv")) > 0
 
 

@@ -6,6 +6,8 @@ one main base (first pretraining seed), toy mode.
   and by that model perturbed with the largest n_neg, on held-out D_p, D_a and D_t, beside the
   model's NLL and gzip / bz2 / xz / zstd of the same bytes (every coded stream is decoded back
   and checked).
+- Rates against the truth: held-out D_p bits/byte per genre, and D_a / D_t response bits/byte
+  beside the ideal rate under the world's generator, at the same three stages.
 - The Pareto assumption (paper A.7): the rank-frequency of whole responses and of their word
   prefixes in the world's pretraining reviews and dialogues, in the task sets, and in responses
   sampled from the base model, with a power-law fit against exponential and log-normal tails.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from springback import coder, data, models, pareto
+from springback import coder, data, ideal, models, pareto
 from springback.pipeline.rebound import ordered_examples
 
 log = logging.getLogger(__name__)
@@ -42,20 +44,60 @@ def stages(base, tok, task_dir: Path, *, n_pos: int, n_neg: int, seed: int, trai
         yield name, model.eval()
 
 
+GENRES = {"review of ": "review", "user : ": "dialogue", "instruction : ": "instruction"}
+
+
+def genre(text: str) -> str:
+    """The genre of a pretraining document (prose when no genre's opening matches)."""
+    return next((g for opening, g in GENRES.items() if text.startswith(opening)), "prose")
+
+
+def rates(model, tok, *, pretrain: list[str], pairs: dict[str, list[tuple[str, str]]],
+          context: int) -> list[dict]:
+    """Bits/byte of held-out D_p per genre, and response-only bits/byte of D_a and D_t beside
+    their ideal rate under the world's generator (``springback.ideal``)."""
+    from springback.compress import code_length, model_logits
+    from springback.evaluate import text_set
+
+    rows, logits = [], model_logits(model)
+    for name in sorted({genre(t) for t in pretrain}):
+        docs = [t for t in pretrain if genre(t) == name]
+        s = text_set(tok, docs, context)
+        rows.append({"dataset": f"D_p {name}", "documents": len(docs),
+                     "model_bpb": code_length(logits, s.batches)[0] / s.n_bytes,
+                     "ideal_bpb": float("nan")})
+    for name, items in pairs.items():
+        s = text_set(tok, items, context)
+        rows.append({"dataset": f"{name} responses", "documents": len(items),
+                     "model_bpb": code_length(logits, s.batches)[1] / s.response_bytes,
+                     "ideal_bpb": ideal.response_bpb([c for _, c in items])})
+    return rows
+
+
 def compressors(*, base_dir, task_dir, pretrain_heldout, n_docs: int, context: int, **run):
-    """Bits and bits/byte of every method, dataset and stage."""
+    """Bits and bits/byte of every method, dataset and stage; and the rates per genre and
+    against the generator's ideal (tables/ideal.csv)."""
     tok, base = models.load_tokenizer(base_dir), models.load_model(base_dir)
     sets = {"D_p": data.read_table(pretrain_heldout, ("text",))["text"].tolist()[:n_docs]}
     for name, file in (("D_a", "align_heldout"), ("D_t", "perturb_heldout")):
         frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
         sets[name] = (frame["prompt"] + " " + frame["completion"]).tolist()[:n_docs]
-    frames = []
+    pretrain = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
+    pairs = {}
+    for name, file in (("D_a", "align_heldout"), ("D_t", "perturb_heldout")):
+        frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
+        pairs[name] = list(zip(frame["prompt"], frame["completion"]))
+    frames, ideal_rows = [], []
     for stage, model in stages(base, tok, Path(task_dir), **run):
         for name, texts in sets.items():
             frames.append(coder.compare(model, tok, texts, context=context).assign(
                 stage=stage, dataset=name, documents=len(texts)))
             log.info("coded %s at %s", name, stage)
-    return base, tok, pd.concat(frames, ignore_index=True)
+        ideal_rows += [r | {"stage": stage} for r in rates(model, tok, pretrain=pretrain,
+                                                            pairs=pairs, context=context)]
+    table = pd.DataFrame(ideal_rows)
+    table["redundancy_bpb"] = table["model_bpb"] - table["ideal_bpb"]
+    return base, tok, pd.concat(frames, ignore_index=True), table
 
 
 def responses(texts: list[str], mark: str) -> list[str]:
@@ -97,12 +139,13 @@ def rank_table(*, corpus: list[str], task_dirs: dict[str, Path], sampled: dict[s
 def compression_study(*, base_dir, task_dirs: dict[str, Path], corpus, pretrain_heldout,
                       coded_task: str, n_docs: int, context: int, n_pos: int, n_neg: int,
                       seed: int, train: dict, max_new_tokens: int, out: dict[str, str]) -> None:
-    """tables/compressors.csv, tables/pareto.csv and tables/rank_frequency.csv."""
-    base, tok, table = compressors(base_dir=base_dir, task_dir=task_dirs[coded_task],
-                                   pretrain_heldout=pretrain_heldout, n_docs=n_docs,
-                                   context=context, n_pos=n_pos, n_neg=n_neg, seed=seed,
-                                   train=train)
+    """tables/compressors.csv, tables/ideal.csv, tables/pareto.csv and
+    tables/rank_frequency.csv."""
+    base, tok, table, rates_table = compressors(
+        base_dir=base_dir, task_dir=task_dirs[coded_task], pretrain_heldout=pretrain_heldout,
+        n_docs=n_docs, context=context, n_pos=n_pos, n_neg=n_neg, seed=seed, train=train)
     table.assign(task=coded_task).to_csv(out["compressors"], index=False)
+    rates_table.assign(task=coded_task).to_csv(out["ideal"], index=False)
     texts = data.read_table(corpus, ("text",))["text"].tolist()
     sampled, frames = {}, []
     for task, task_dir in task_dirs.items():
