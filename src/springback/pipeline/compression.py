@@ -78,15 +78,14 @@ def compressors(*, base_dir, task_dir, pretrain_heldout, n_docs: int, context: i
     """Bits and bits/byte of every method, dataset and stage; and the rates per genre and
     against the generator's ideal (tables/ideal.csv)."""
     tok, base = models.load_tokenizer(base_dir), models.load_model(base_dir)
-    sets = {"D_p": data.read_table(pretrain_heldout, ("text",))["text"].tolist()[:n_docs]}
-    for name, file in (("D_a", "align_heldout"), ("D_t", "perturb_heldout")):
-        frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
-        sets[name] = (frame["prompt"] + " " + frame["completion"]).tolist()[:n_docs]
     pretrain = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
     pairs = {}
     for name, file in (("D_a", "align_heldout"), ("D_t", "perturb_heldout")):
         frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
         pairs[name] = list(zip(frame["prompt"], frame["completion"]))
+    # the coded sets: the first n_docs documents of each (the range coder is one pass a token)
+    sets = {"D_p": pretrain[:n_docs]} | {name: [f"{p} {c}" for p, c in items[:n_docs]]
+                                         for name, items in pairs.items()}
     frames, ideal_rows = [], []
     for stage, model in stages(base, tok, Path(task_dir), **run):
         for name, texts in sets.items():
@@ -126,38 +125,30 @@ def sampled_responses(model, tok, prompts: list[str], *, max_new_tokens: int, se
     return [o.strip() for o in out]
 
 
-def rank_table(*, corpus: list[str], task_dirs: dict[str, Path], sampled: dict[str, list[str]]):
-    """Rank-frequency rows (top 200 per source) for the figure."""
-    rows = []
-    for task, task_dir in task_dirs.items():
-        sources = {"D_p": responses(corpus, MARKS[task]), "base samples": sampled[task]}
-        for source, items in sources.items():
-            rows.append(pareto.rank_frequency(items).head(200).assign(task=task, source=source))
-    return pd.concat(rows, ignore_index=True)
-
-
 def compression_study(*, base_dir, task_dirs: dict[str, Path], corpus, pretrain_heldout,
                       coded_task: str, n_docs: int, context: int, n_pos: int, n_neg: int,
                       seed: int, train: dict, max_new_tokens: int, out: dict[str, str]) -> None:
     """tables/compressors.csv, tables/ideal.csv, tables/pareto.csv and
-    tables/rank_frequency.csv."""
+    tables/rank_frequency.csv (top 200 responses of D_p and of the base's samples, the figure)."""
     base, tok, table, rates_table = compressors(
         base_dir=base_dir, task_dir=task_dirs[coded_task], pretrain_heldout=pretrain_heldout,
         n_docs=n_docs, context=context, n_pos=n_pos, n_neg=n_neg, seed=seed, train=train)
     table.assign(task=coded_task).to_csv(out["compressors"], index=False)
     rates_table.assign(task=coded_task).to_csv(out["ideal"], index=False)
     texts = data.read_table(corpus, ("text",))["text"].tolist()
-    sampled, frames = {}, []
+    fits, ranks = [], []
     for task, task_dir in task_dirs.items():
         sources = {"D_p": responses(texts, MARKS[task])}
-        for file in ("align", "perturb"):
-            frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
-            sources[f"task {file}"] = frame["completion"].tolist()
-        prompts = data.read_table(Path(task_dir) / "align.parquet", data.EXAMPLE_COLUMNS)
-        sampled[task] = sources["base samples"] = sampled_responses(
-            base, tok, prompts["prompt"].tolist(), max_new_tokens=max_new_tokens, seed=seed)
+        frames = {f: data.read_table(Path(task_dir) / f"{f}.parquet", data.EXAMPLE_COLUMNS)
+                  for f in ("align", "perturb")}
+        sources |= {f"task {f}": frame["completion"].tolist() for f, frame in frames.items()}
+        sources["base samples"] = sampled_responses(  # the base answers the alignment prompts
+            base, tok, frames["align"]["prompt"].tolist(), max_new_tokens=max_new_tokens,
+            seed=seed)
         for source, items in sources.items():
-            frames.append(pareto.pareto_table(items).assign(task=task, source=source))
-    pd.concat(frames, ignore_index=True).to_csv(out["pareto"], index=False)
-    rank_table(corpus=texts, task_dirs={t: Path(d) for t, d in task_dirs.items()},
-               sampled=sampled).to_csv(out["ranks"], index=False)
+            fits.append(pareto.pareto_table(items).assign(task=task, source=source))
+            if source in ("D_p", "base samples"):
+                ranks.append(pareto.rank_frequency(items).head(200).assign(task=task,
+                                                                           source=source))
+    pd.concat(fits, ignore_index=True).to_csv(out["pareto"], index=False)
+    pd.concat(ranks, ignore_index=True).to_csv(out["ranks"], index=False)
