@@ -252,9 +252,11 @@ def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str, resi
     for png, pdf in zip(files[::2], files[1::2]):  # each figure's png, pdf, named by its stem
         save(plots[Path(png).stem](), png, pdf)
     metric = stats["metric"].iloc[0] if len(stats) else "logodds"
+    # the curve figures are SFT's (a facet is one base); other algorithms have their heatmaps
+    sft, sft_stats = frame[frame["algo"] == "sft"], stats[stats["algo"] == "sft"]
     for i, task in enumerate(tasks):
-        save(rebound_plot(frame, stats, task, metric), *out["rebound"][2 * i: 2 * i + 2])
-        save(compression_plot(frame, task), *out["compression"][2 * i: 2 * i + 2])
-    save(cue_gap_plot(frame), *out["cue_gap"])
+        save(rebound_plot(sft, sft_stats, task, metric), *out["rebound"][2 * i: 2 * i + 2])
+        save(compression_plot(sft, task), *out["compression"][2 * i: 2 * i + 2])
+    save(cue_gap_plot(sft), *out["cue_gap"])
     save(ladder_plot(table), *out["ladder"])
-    save(kl_plot(frame), *out["kl"])
+    save(kl_plot(sft), *out["kl"])
