@@ -309,7 +309,8 @@ def base_checkpoint(wildcards):
 def rebound_settings(wildcards):
     """What affects a rebound job: grids, the fine-tuning regime, what is kept, and the
     directions the experiments using its base ask for."""
-    keys = ["tasks", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size", "keep"]
+    keys = ["tasks", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size", "keep", "adapter",
+            "trainer", "checkpointing"]
     base = experiments.base_of(config, wildcards.world, wildcards.size, wildcards.tokens)
     settings = {k: REBOUND[k] for k in keys} | {"directions": base["directions"]}
     if "task" in wildcards.keys():  # rebound.job run: the job's one run

@@ -108,15 +108,20 @@ def save_callback(save: SaveFn, save_at: Sequence[int], batch_size: int):
     return SaveAt()
 
 
-def common_args(tmp: str, *, steps: int, rows: int, lr: float, seed: int) -> dict:
-    """TrainingArguments shared by the TRL trainers on this CPU: fp32 (bf16 is 6-25x slower and
-    the config default), no activation checkpointing, sequential order, no checkpoints on disk;
-    AdamW as ``train.finetune``'s, except that HF clips the gradient norm at 1 (its default; the
-    plain SFT loop does not clip; the screen ran with it)."""
+def common_args(tmp: str, *, steps: int, rows: int, lr: float, seed: int, device: str = "cpu",
+                max_grad_norm: float = 1.0, checkpointing: bool = False) -> dict:
+    """TrainingArguments shared by the TRL trainers: constant AdamW as ``train.finetune``'s,
+    sequential order, no checkpoints on disk. On CPU fp32 (bf16 is 6-25x slower here); on a GPU
+    bf16 mixed precision (autocast over fp32 master weights, or over a bf16 base frozen under an
+    fp32 LoRA adapter) and, where asked, activation checkpointing. HF clips the gradient norm at
+    1 by default (the algorithms' screen ran with it); ``max_grad_norm=0`` turns clipping off, as
+    in the plain SFT loop."""
+    gpu = device != "cpu"
     return dict(output_dir=tmp, max_steps=steps, per_device_train_batch_size=rows,
-                learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0,
-                weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999, seed=seed, data_seed=seed,
-                bf16=False, use_cpu=True, activation_checkpointing=False, save_strategy="no",
+                learning_rate=lr, lr_scheduler_type="constant", warmup_steps=0,
+                max_grad_norm=max_grad_norm, weight_decay=0.0, adam_beta1=0.9, adam_beta2=0.999,
+                seed=seed, data_seed=seed, bf16=gpu, use_cpu=not gpu,
+                activation_checkpointing=checkpointing, save_strategy="no",
                 report_to="none", logging_steps=max(1, steps // 10), disable_tqdm=True,
                 train_sampling_strategy="sequential", dataloader_num_workers=0)
 
@@ -234,3 +239,52 @@ def sft_phase(model, tok, frame: pd.DataFrame, *, save_at, save, batch_size, lr,
 
     finetune(model, encode_examples(tok, frame), save_at=save_at, save=save,
              batch_size=batch_size, lr=lr, seed=seed, pad_id=special_ids(tok)["pad"], loss=loss)
+
+
+def sft_dataset(examples, *, loss: str = "completion"):
+    """Pre-tokenised SFT rows for TRL (used as is): ``train.finetune``'s sequences and labels
+    (prompt masked with -100 for ``loss="completion"``; every token after the start symbol for
+    ``"full"``)."""
+    from datasets import Dataset
+
+    from springback.train import LOSSES
+
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r} (one of {LOSSES})")
+    ids, labels = [], []
+    for prompt, completion in examples:
+        seq = list(prompt) + list(completion)
+        first = len(prompt) if loss == "completion" else 1
+        ids.append(seq)
+        labels.append([-100] * first + seq[first:])
+    return Dataset.from_dict({"input_ids": ids, "labels": labels})
+
+
+def finetune_trl(model, examples, *, save_at: Sequence[int], save: SaveFn, batch_size: int,
+                 lr: float, seed: int, pad_id: int, tokenizer, loss: str = "completion",
+                 checkpointing: bool = False) -> None:
+    """``train.finetune`` through TRL's SFTTrainer (the GPU path: bf16 mixed precision,
+    activation checkpointing, LoRA adapters through peft, accelerate for several GPUs): the same
+    examples in the same order, constant AdamW without clipping, ``save(model, n)`` at every save
+    point in memory (``pad_id`` is unused: the collator pads with the tokenizer's pad token, which
+    masked labels make irrelevant). On CPU in fp32 it reaches the plain loop's weights up to float rounding
+    (tests/test_adapters.py); the plain loop stays the CPU path (faster at toy sizes)."""
+    import trl
+
+    check_save_points(save_at, batch_size, len(examples))
+    n = max(save_at)
+    model.eval()
+    if 0 in save_at:
+        save(model, 0)
+    if n == 0:
+        return
+    device = str(next(model.parameters()).device.type)
+    callback = save_callback(save, set(save_at) - {0}, batch_size)
+    with tempfile.TemporaryDirectory(prefix="springback-trl-") as tmp:
+        args = common_args(tmp, steps=n // batch_size, rows=batch_size, lr=lr, seed=seed,
+                           device=device, max_grad_norm=0.0, checkpointing=checkpointing)
+        config = trl.SFTConfig(**args, max_length=None)
+        trl.SFTTrainer(model=model, args=config, processing_class=tokenizer,
+                       train_dataset=sft_dataset(examples[:n], loss=loss),
+                       callbacks=[callback]).train()
+    model.eval()

@@ -101,15 +101,34 @@ def check_model_dir(path: Path) -> None:
 
 def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32,
                device: str = "cpu", trust_remote_code: bool = False):
-    """Load a causal LM from a local directory, safetensors only (dtype may be a name)."""
+    """Load a causal LM from a local directory, safetensors only (dtype may be a name). A LoRA
+    checkpoint (``adapter_config.json``: a kept checkpoint of a LoRA run) is loaded onto its base,
+    named by its provenance (``params.base``) or by peft's ``base_model_name_or_path``."""
     from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     path = Path(path)
+    if (path / "adapter_config.json").is_file():
+        return load_adapter(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
     check_model_dir(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True,
                                                  trust_remote_code=trust_remote_code)
     return model.to(device).eval()
+
+
+def load_adapter(path: Path, *, dtype: torch.dtype, device: str, trust_remote_code: bool):
+    """A LoRA adapter folder loaded onto its base model (both safetensors)."""
+    from peft import PeftModel
+
+    if not (path / "adapter_model.safetensors").is_file():
+        raise FileNotFoundError(f"adapter directory {path} has no adapter_model.safetensors")
+    config = json.loads((path / "adapter_config.json").read_text())
+    base = (read_provenance(path).get("params", {}).get("base")
+            or config.get("base_model_name_or_path"))
+    if not base:
+        raise ValueError(f"adapter directory {path} names no base model")
+    model = load_model(base, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+    return PeftModel.from_pretrained(model, str(path)).to(device).eval()
 
 
 def read_provenance(path: str | Path) -> dict:

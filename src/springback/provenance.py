@@ -8,7 +8,8 @@ import subprocess
 from importlib import metadata
 from pathlib import Path
 
-PACKAGES = ("springback", "torch", "transformers", "trl", "datasets", "tokenizers", "snakemake")
+PACKAGES = ("springback", "torch", "transformers", "trl", "peft", "accelerate", "datasets", "tokenizers",
+            "snakemake")
 
 
 def config_hash(params: dict) -> str:

@@ -126,7 +126,8 @@ def finetune(model, examples: Sequence[tuple[list[int], list[int]]], *, save_at:
         raise ValueError(f"unknown loss {loss!r} (one of {LOSSES})")
     check_save_points(save_at, batch_size, len(examples))
     torch.manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=BETAS, weight_decay=0.0)
+    trainable = [p for p in model.parameters() if p.requires_grad]  # a LoRA adapter's alone
+    opt = torch.optim.AdamW(trainable, lr=lr, betas=BETAS, weight_decay=0.0)
     pending = sorted(save_at)
     model.eval()
     for lo in range(0, max(save_at) + 1, batch_size):

@@ -15,6 +15,7 @@ Llama bases on CPU, ~1.6x the runs per second at 1 thread). They differ by float
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import logging
 from pathlib import Path
@@ -109,25 +110,42 @@ class Recorder:
                               tokenizer=self.tok)
 
 
-def rebound_run(base, tok, record: Recorder, *, task: str, task_dir: Path, direction: str,
-                seed: int, n_pos: list[int], n_neg: list[int], train: dict) -> None:
+def tuner(trainer: str, tok, *, checkpointing: bool = False):
+    """The fine-tuning function of a job: the plain loop (``train.finetune``: CPU, toy sizes) or
+    TRL's SFTTrainer (``algorithms.finetune_trl``: GPU, mixed precision, checkpointing)."""
+    if trainer == "plain":
+        from springback.train import finetune
+
+        return finetune
+    if trainer != "trl":
+        raise ValueError(f"rebound.trainer {trainer!r} is not one of plain, trl")
+    from springback.algorithms import finetune_trl
+
+    return functools.partial(finetune_trl, tokenizer=tok, checkpointing=checkpointing)
+
+
+def rebound_run(trainable, tok, record: Recorder, *, task: str, task_dir: Path, direction: str,
+                seed: int, n_pos: list[int], n_neg: list[int], train: dict, tune=None) -> None:
     """Align (snapshots at every n_pos), then perturb every snapshot and the base, evaluating
-    every n_neg checkpoint through ``record``."""
-    from springback.train import finetune
+    every n_neg checkpoint through ``record``. ``trainable`` (springback.adapters.Trainable)
+    holds the model: every weight, or a LoRA adapter on the resident base; ``tune`` is the
+    fine-tuning function (default: the plain loop)."""
+    if tune is None:
+        from springback.train import finetune as tune
 
     pad = models.special_ids(tok)["pad"]
     first, second = data.phase_files(task_dir, direction)
     pos = ordered_examples(tok, first, seed=seed, phase=1, n=max(n_pos))
     neg = ordered_examples(tok, second, seed=seed, phase=2, n=max(n_neg))
-    snapshots = {0: snapshot(base)}
-    model = copy.deepcopy(base)
-    finetune(model, pos, save_at=n_pos, seed=seed, pad_id=pad, **train,
-             save=lambda m, n: snapshots.__setitem__(n, snapshot(m)))
+    model = trainable.fresh(seed)
+    snapshots = {0: trainable.snapshot()}
+    tune(model, pos, save_at=n_pos, seed=seed, pad_id=pad, **train,
+         save=lambda m, n: snapshots.__setitem__(n, trainable.snapshot()))
     for q1 in [0, *n_pos]:
-        model.load_state_dict(snapshots.pop(q1))
+        trainable.restore(snapshots.pop(q1))
         key = {"task": task, "direction": direction, "seed": seed, "n_pos": q1}
-        finetune(model, neg, save_at=n_neg, seed=seed, pad_id=pad, **train,
-                 save=lambda m, n: record(m, {**key, "n_neg": n}))
+        tune(model, neg, save_at=n_neg, seed=seed, pad_id=pad, **train,
+             save=lambda m, n: record(m, {**key, "n_neg": n}))
 
 
 def ensemble_unsupported(base) -> str | None:
@@ -197,18 +215,26 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
             directions: list[str], seeds: list[int], n_pos: list[int], n_neg: list[int],
             train: dict, eval_cfg: dict, keep, out_metrics: str | Path, out_prompts: str | Path,
             out_models: str | Path, judges: dict | None = None, judge_dirs: dict | None = None,
-            runtime: dict | None = None, ensemble: bool = False) -> None:
+            runtime: dict | None = None, ensemble: bool = False, adapter: dict | None = None,
+            trainer: str = "plain", checkpointing: bool = False) -> None:
     """Every rebound run of one base; writes checkpoint rows, per-prompt rows and kept models.
     ``train`` holds lr, batch_size and loss; ``eval_cfg["text_at"]`` the n_neg points that also
     get bits/byte and KL (None: all). ``ensemble``: run every run of the job at once as one
-    batched ensemble (falls back to run after run, with a log line, for a base it cannot hold)."""
-    params = {"base": str(base_dir), **train}
+    batched ensemble (falls back to run after run, with a log line, for a base it cannot hold).
+    ``adapter``: train every weight (``{kind: full}``, default) or a LoRA adapter on the frozen
+    base (kept checkpoints are then adapter folders); ``trainer``: plain loop or TRL."""
+    from springback.adapters import Trainable, check_spec
+
+    adapter = check_spec(adapter)
+    params = {"base": str(base_dir), **train, "adapter": adapter, "trainer": trainer}
     tok, base, record = prepare(base_dir=base_dir, task_dirs=task_dirs,
                                 pretrain_heldout=pretrain_heldout, n_neg=n_neg, eval_cfg=eval_cfg,
                                 keep=keep, out_models=out_models, params=params, judges=judges,
                                 judge_dirs=judge_dirs, runtime=runtime)
     job_runs = runs(task_dirs, directions, seeds)
     why_not = ensemble_unsupported(base) if ensemble else None
+    if ensemble and adapter["kind"] != "full":
+        why_not = "LoRA adapters train run after run"
     if why_not:
         log.info("ensemble off, running run after run: %s", why_not)
     if ensemble and not why_not:
@@ -216,9 +242,14 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
                          n_neg=n_neg, train=train)
         log.info("ensemble of %d runs done (%d checkpoints)", len(job_runs), len(record.rows))
     else:
+        trainable = Trainable(base, adapter)
+        tune = tuner(trainer, tok, checkpointing=checkpointing)
+        log.info("training %s: %d trainable parameters, %s trainer", adapter["kind"],
+                 trainable.trainable_params(), trainer)
         for i, (task, direction, seed) in enumerate(job_runs):
-            rebound_run(base, tok, record, task=task, task_dir=task_dirs[task],
-                        direction=direction, seed=seed, n_pos=n_pos, n_neg=n_neg, train=train)
+            rebound_run(trainable, tok, record, task=task, task_dir=task_dirs[task],
+                        direction=direction, seed=seed, n_pos=n_pos, n_neg=n_neg, train=train,
+                        tune=tune)
             log.info("run %d/%d done: %s %s seed %d (%d checkpoints so far)", i + 1,
                      len(job_runs), task, direction, seed, len(record.rows))
     write(record, tok, base_dir=base_dir, task_dirs=task_dirs, directions=directions,
