@@ -112,8 +112,14 @@ def test_adapter_spec_errors_name_the_key():
 
 
 def test_lora_rebound_keeps_adapters_that_reload(pretrained_model, tiny_tokenizer, tiny_world_dir,
-                                                 tmp_path):
+                                                 tmp_path, monkeypatch):
+    """No base log-probs cached (as for a real vocabulary): the KL reference is recomputed from
+    the wrapped base with its adapter off, and must equal KL to the base loaded on its own."""
     import json
+
+    from springback import evaluate
+
+    monkeypatch.setattr(evaluate, "CACHE_LIMIT", 0)
 
     import pandas as pd
 

@@ -15,6 +15,8 @@ deterministic; in nats per token.
 
 from __future__ import annotations
 
+import contextlib
+
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -136,12 +138,21 @@ def real_logprobs(model, b: Batch) -> torch.Tensor:
     return real_logits(model_logits(model), b).float().log_softmax(-1)
 
 
+def without_adapter(model):
+    """A context in which a peft model runs as its base (its adapter off); a no-op otherwise.
+    A LoRA run's base is the trained model itself, adapter disabled: one resident copy."""
+    disable = getattr(model, "disable_adapter", None)
+    peft = type(model).__module__.startswith("peft")
+    return disable() if peft and callable(disable) else contextlib.nullcontext()
+
+
 def base_logprobs(ev: EvalSet, name: str, i: int, b: Batch) -> torch.Tensor:
     """The base model's log-probs of batch i of a set, cached when the whole set is small."""
     key = (name, i)
     if key in ev.base_cache:
         return ev.base_cache[key]
-    lq = real_logprobs(ev.base, b)
+    with without_adapter(ev.base):
+        lq = real_logprobs(ev.base, b)
     if sum(int(x.mask.sum()) for x in ev.texts[name].batches) * lq.shape[-1] <= CACHE_LIMIT:
         ev.base_cache[key] = lq
     return lq

@@ -243,6 +243,9 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
         log.info("ensemble of %d runs done (%d checkpoints)", len(job_runs), len(record.rows))
     else:
         trainable = Trainable(base, adapter)
+        if trainable.lora:  # the adapter wraps the base in place: KL reads it with the adapter off
+            for ev in record.sets.values():
+                ev.base = trainable.model
         tune = tuner(trainer, tok, checkpointing=checkpointing)
         log.info("training %s: %d trainable parameters, %s trainer", adapter["kind"],
                  trainable.trainable_params(), trainer)
