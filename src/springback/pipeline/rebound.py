@@ -259,6 +259,12 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
           params=params, out_metrics=out_metrics, out_prompts=out_prompts)
 
 
+def text_points(n_neg: list[int], text_at: list[int] | None) -> set[int]:
+    """The n_neg points whose checkpoints also get bits/byte and KL: every one (None), or the
+    first, the last and those listed."""
+    return set(n_neg) if text_at is None else {0, max(n_neg), *text_at}
+
+
 def prepare(*, base_dir, task_dirs: dict[str, Path], pretrain_heldout, n_neg: list[int],
             eval_cfg: dict, keep, out_models, params: dict, judges: dict | None = None,
             judge_dirs: dict | None = None, runtime: dict | None = None):
@@ -275,7 +281,7 @@ def prepare(*, base_dir, task_dirs: dict[str, Path], pretrain_heldout, n_neg: li
                               judge_dir=(judge_dirs or {}).get(task),
                               device=runtime.get("device", "cpu"))
         set_base(base, sets[task])
-    text_at = set(n_neg) if eval_cfg.get("text_at") is None else {0, max(n_neg), *eval_cfg["text_at"]}
+    text_at = text_points(n_neg, eval_cfg.get("text_at"))
     record = Recorder(tok, sets, eval_cfg=eval_cfg, text_at=text_at, keep=keep,
                       out_models=out_models, params=params)
     Path(out_models).mkdir(parents=True, exist_ok=True)
