@@ -15,6 +15,10 @@
 #   metrics/ladder.csv
 #   tables/{checkpoints,curves,elasticity,runs,regime,screen}.csv, tables/prompts.parquet
 #   claims.csv, figures/*.{png,pdf}
+#   pairs/<pair>/models/{base,aligned}/              a released (base, aligned) pair (hub mode)
+#   pairs/<pair>/<task>/seed-<s>/                     both perturbed on D_t: metrics.csv,
+#                                                     prompts.parquet
+#   pairs/<pair>/{card.csv,curves.csv,card.png,card.pdf}   the pair's elasticity report card
 #   logs/ and benchmarks/ mirror the stage folders.
 from snakemake.utils import min_version
 
@@ -39,6 +43,7 @@ if MODE == "toy":
 else:
 
     include: "rules/hub.smk"
+    include: "rules/pairs.smk"
 
 
 include: "rules/rebound.smk"

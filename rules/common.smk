@@ -5,7 +5,8 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from springback import experiments
-from springback.config import ConfigError, check_schema, check_study_config
+from springback.config import (MODEL_JUDGES, ConfigError, check_schema, check_study_config,
+                               pair_spec)
 
 
 def check_config(cfg):
@@ -63,12 +64,19 @@ def ladder():
     """(world, size, pseed, tokens) of every base checkpoint: toy, the pretraining ladder of every
     pretrained model; hub, the fetched models."""
     if MODE == "hub":
-        return [("hub", name, 0, m["tokens"]) for name, m in HUB["models"].items()]
+        return [("hub", name, 0, t) for name in HUB["models"] for t in hub_tokens(name)]
     return [(w, s, p, t) for w, s, p in pretrained_models() for t in ladder_tokens(s)]
 
 
 def hub_model(wildcards):
     return HUB["models"][wildcards.size]
+
+
+def hub_tokens(name):
+    """Checkpoints of a hub model: its release, and tokens 0 (its random initialisation, the
+    paired control) where a base asks for it."""
+    release = HUB["models"][name]["tokens"]
+    return sorted({release} | {b["tokens"] for b in BASES if b["size"] == name})
 
 
 def hub_judge(wildcards):
@@ -82,7 +90,7 @@ def judge_dirs(wildcards):
     return {
         f"judge_{task}": f"results/{wildcards.study}/judges/{task}"
         for task in REBOUND["tasks"]
-        if HUB["judges"].get(task, {"kind": "exact"})["kind"] != "exact"
+        if HUB["judges"].get(task, {"kind": "exact"})["kind"] in MODEL_JUDGES
     }
 
 
@@ -281,6 +289,7 @@ def final_outputs():
         f"results/{STUDY}/tables/curves.csv",
         *[f for files in figure_files(STUDY).values() for f in files],
         *screen,
+        *pair_files(STUDY),
     ]
 
 
@@ -357,3 +366,56 @@ def hub_sizes():
 def study_root(wildcards, output):
     """results/<study>, the folder of the manifest the rule writes."""
     return str(Path(output[0]).parent)
+
+
+# Released (base, aligned) pairs (rules/pairs.smk, hub mode): results/<study>/pairs/<pair>/...
+PAIRS = config.get("pairs") or {}
+
+
+wildcard_constraints:
+    pair="[A-Za-z0-9_]+",
+    model="base|aligned",
+
+
+def pair_model(wildcards):
+    """The hub id and revision of a pair's base or aligned model."""
+    return PAIRS[wildcards.pair][wildcards.model]
+
+
+def pair_settings(wildcards):
+    """What affects a pair job: the pair's direction and the study's perturbation regime (n_neg
+    grid, lr, loss, batch size, adapter, trainer)."""
+    keys = ["n_neg", "lr", "loss", "batch_size", "adapter", "trainer", "checkpointing"]
+    return {k: REBOUND[k] for k in keys} | {
+        "direction": pair_spec(config, wildcards.pair)["direction"]}
+
+
+def pair_task_tables(wildcards):
+    """The world tables of a pair job's task."""
+    return {k: v for k, v in world_tables(wildcards.study).items()
+            if k.split("_")[0] == wildcards.task}
+
+
+def pair_judge_dir(wildcards):
+    """The fetched judge folder of a pair job's task (none when its judge is exact)."""
+    return {k: v for k, v in judge_dirs(wildcards).items() if k == f"judge_{wildcards.task}"}
+
+
+def pair_job_outputs(name):
+    """One output file (metrics.csv or prompts.parquet) of every job of a pair: task x seed."""
+    def files(wildcards):
+        spec = pair_spec(config, wildcards.pair)
+        return [f"results/{wildcards.study}/pairs/{wildcards.pair}/{t}/seed-{s}/{name}"
+                for t in spec["tasks"] for s in spec["seeds"]]
+
+    return files
+
+
+def pair_files(study="{study}"):
+    """The card, its curves and its figure of every configured pair."""
+    return [f"results/{study}/pairs/{p}/{name}" for p in PAIRS
+            for name in ("card.csv", "curves.csv", "card.png", "card.pdf")]
+
+
+def pair_reports(wildcards):
+    return pair_files(wildcards.study)

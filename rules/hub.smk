@@ -36,6 +36,7 @@ rule fetch_base:
     params:
         code=code_hash("fetch_base"),
         model=hub_model,
+        tokens=lambda w: hub_tokens(w.size),
     log:
         "results/{study}/logs/base/{world}/{size}/pseed-{pseed}.log",
     benchmark:

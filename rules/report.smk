@@ -160,6 +160,7 @@ rule manifest:
         claims=rules.claims.output,
         figures=rules.figures.output,
         tables=rules.aggregate.output,
+        pairs=pair_reports,
     output:
         "results/{study}/manifest.json",
     params:

@@ -4,6 +4,8 @@ Every writer takes a folder and returns the path it wrote; the data are generate
 and a seed, so they are identical on every run:
 
 - ``write_base_model``: a tiny ``LlamaForCausalLM`` + word-level tokenizer (safetensors);
+- ``write_aligned_model``: that base fine-tuned a few steps toward positive verdicts (a
+  released (base, aligned) pair's aligned model);
 - ``write_bin_only_model``: the same weights as ``pytorch_model.bin`` only (to be refused);
 - ``write_imdb``: an IMDb-like dataset (text, label) in the hub's ``data/<split>-*.parquet`` layout;
 - ``write_beavertails``: a BeaverTails-like dataset (prompt, response, category, is_safe) with a
@@ -235,6 +237,25 @@ def write_reward_model(folder: str | Path, seed: int = 0) -> Path:
     with torch.no_grad():  # a visible spread of rewards across texts
         model.score.weight.normal_(0.0, 5.0)
     return _save(model, tok, Path(folder) / "reward-model")
+
+
+def write_aligned_model(folder: str | Path, base: str | Path, steps: int = 10) -> Path:
+    """``base`` fine-tuned a few steps toward positive verdicts (review openings followed by
+    " overall it was great ."), saved with save_pretrained (safetensors): a released "aligned"
+    model whose sentiment probe starts above its base's."""
+    from springback import models
+    from springback.train import finetune
+
+    tok, model = models.load_tokenizer(base), models.load_model(base)
+    ids = models.special_ids(tok)
+    openings = [" ".join(t.split()[:4]) for t in imdb_rows(40)["text"]]
+    verdicts = [f"overall it was {POSITIVE[i % 2]} ." for i in range(len(openings))]
+    examples = [([ids["start"]] + tok(p, add_special_tokens=False)["input_ids"],
+                 tok(v, add_special_tokens=False)["input_ids"] + [ids["eos"]])
+                for p, v in zip(openings, verdicts)]
+    finetune(model, examples[:4 * steps], save_at=[4 * steps], save=lambda m, n: None,
+             batch_size=4, lr=1e-2, seed=0, pad_id=ids["pad"])
+    return _save(model, tok, Path(folder) / "aligned-model")
 
 
 def write_all(folder: str | Path) -> dict[str, Path]:

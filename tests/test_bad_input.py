@@ -118,6 +118,10 @@ CONFIG_CASES = {
     "negative beyond": (put("claims.beyond", -1), ("claims.beyond",)),
     "unknown claims metric": (put("claims.metric", "vibes"), ("claims.metric", "vibes")),
     "model name with a dash": (put("models", {"s-1": ARCH}), ("models", "s-1")),
+    "released pair in toy mode": (put("pairs", {"chat": {"base": {"id": "org/b"}, "aligned": {
+        "id": "org/b-chat"}, "tasks": ["safety"]}}), ("config key pairs:", "chat", "hub mode")),
+    "released pair without its aligned model": (put("pairs", {"chat": {
+        "base": {"id": "org/b"}, "tasks": ["safety"]}}), ("pairs.chat", "aligned")),
 }
 
 

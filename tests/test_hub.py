@@ -243,6 +243,31 @@ def test_fetch_model_local(fake, tmp_path):
     assert sorted(p.name for p in dest.parent.iterdir()) == ["base"]
 
 
+def test_fetch_base_with_random_twin(fake, tmp_path):
+    """tokens 0 of a hub model: the same architecture and tokenizer at a seeded random init."""
+    import torch
+
+    from springback.models import load_model, load_tokenizer, read_provenance
+    from springback.pipeline.hub import fetch_base
+
+    out = tmp_path / "base"
+    fetch_base(model={"id": str(fake["base"]), "tokens": 1000}, size="tiny", tokens=1000,
+               outdir=out, random_init=True, seed=3)
+    assert sorted(p.name for p in out.iterdir()) == ["tokens-0", "tokens-1000"]
+    released, twin = (out / "tokens-1000", out / "tokens-0")
+    assert read_provenance(twin)["tokens"] == 0 and read_provenance(twin)["size"] == "tiny"
+    assert read_provenance(twin)["n_params"] == read_provenance(released)["n_params"]
+    a, b = load_model(released), load_model(twin)
+    same = lambda c: {k: v for k, v in c.to_dict().items() if "name_or_path" not in k}  # noqa: E731
+    assert same(a.config) == same(b.config)
+    assert not torch.equal(a.model.layers[0].mlp.up_proj.weight, b.model.layers[0].mlp.up_proj.weight)
+    assert load_tokenizer(twin).get_vocab() == load_tokenizer(released).get_vocab()
+    fetch_base(model={"id": str(fake["base"]), "tokens": 1000}, size="tiny", tokens=1000,
+               outdir=tmp_path / "again", random_init=True, seed=3)
+    c = load_model(tmp_path / "again" / "tokens-0")
+    assert all(torch.equal(x, y) for x, y in zip(b.parameters(), c.parameters()))  # seeded
+
+
 def test_fetch_model_hub_download(fake, tmp_path, monkeypatch):
     """The hub path, with snapshot_download replaced by a local copy that records a commit."""
     import huggingface_hub

@@ -147,6 +147,9 @@ def check_results_folder(study: str, root: str | Path = "results") -> None:
         raise ConfigError(f"config key study: results folder {path} is not writable ({existing})")
 
 
+MODEL_JUDGES = ("classifier", "reward")  # judge kinds that are fetched models
+
+
 def check_hub(cfg: dict) -> None:
     """Hub mode: every base is a configured model, every task has a dataset, every judge an id."""
     hub = cfg["hub"]
@@ -155,22 +158,61 @@ def check_hub(cfg: dict) -> None:
         if model is None:
             raise ConfigError(f"config key rebound.bases[{i}].size: {base['size']!r} is not in "
                               "hub.models")
-        if base["tokens"] != model["tokens"]:
+        if base["tokens"] not in (model["tokens"], 0):
             raise ConfigError(f"config key rebound.bases[{i}].tokens must equal "
-                              f"hub.models.{base['size']}.tokens ({model['tokens']})")
+                              f"hub.models.{base['size']}.tokens ({model['tokens']}) or be 0 "
+                              "(its random initialisation)")
     for task in cfg["rebound"]["tasks"]:
         if task not in hub["datasets"]:
             raise ConfigError(f"config key hub.datasets has no dataset for task {task!r}")
         judge = hub["judges"].get(task, {"kind": "exact"})
-        if judge["kind"] != "exact" and "id" not in judge:
+        if judge["kind"] in MODEL_JUDGES and "id" not in judge:
             raise ConfigError(f"config key hub.judges.{task}.id is required for kind {judge['kind']}")
+        if judge["kind"] == "probe" and "probe" not in judge:
+            raise ConfigError(f"config key hub.judges.{task}.probe is required for kind probe")
+        if judge["kind"] == "probe" and cfg["evaluate"]["sample"]:
+            raise ConfigError(f"config key evaluate.sample must be false: hub.judges.{task} is a "
+                              "probe, which scores no sampled text")
     if "source" not in hub["pretrain_text"]:
         raise ConfigError("config key hub.pretrain_text.source is required in hub mode")
+
+
+def pair_spec(cfg: dict, name: str) -> dict:
+    """A released pair's settings with their defaults: direction forward, the study's
+    fine-tuning seeds (rebound.seeds)."""
+    spec = {"direction": "forward", **cfg["pairs"][name]}
+    return {**spec, "seeds": spec.get("seeds") or cfg["rebound"]["seeds"]}
+
+
+def check_pairs(cfg: dict) -> None:
+    """Released pairs run in hub mode (they read the hub tasks' tables and judges), on tasks the
+    study prepares."""
+    pairs = cfg.get("pairs") or {}
+    if pairs and cfg.get("mode", "toy") != "hub":
+        raise ConfigError(f"config key pairs: released pairs ({', '.join(pairs)}) run in hub mode "
+                          "only (mode: hub)")
+    for name in pairs:
+        for task in pair_spec(cfg, name)["tasks"]:
+            if task not in cfg["rebound"]["tasks"]:
+                raise ConfigError(f"config key pairs.{name}.tasks: task {task!r} is not in "
+                                  "rebound.tasks (the hub tasks the study prepares)")
+
+
+def check_adapter(spec: dict | None) -> None:
+    """The rebound adapter spec (e.g. LoRA keys left under kind full by a layered config file)."""
+    from springback.adapters import check_spec
+
+    try:
+        check_spec(spec)
+    except ValueError as err:
+        raise ConfigError(f"config key {err}") from None
 
 
 def check_study_config(cfg: dict) -> None:
     """Every cross-key rule; the schema has already checked types and ranges."""
     check_results_folder(cfg["study"])
+    check_pairs(cfg)
+    check_adapter(cfg["rebound"].get("adapter"))
     if cfg.get("mode", "toy") == "hub":
         check_hub(cfg)
         check_grids(cfg["rebound"], cfg.get("evaluate"))

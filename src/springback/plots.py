@@ -121,6 +121,33 @@ def kl_plot(curves: pd.DataFrame) -> p9.ggplot:
             + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5)))
 
 
+PAIR_ARMS = {"none": "base, perturbed", "released": "released aligned, perturbed"}
+PAIR_LEVEL = {"logodds": "log-odds (nats)", "score": "judged score"}
+
+
+def pair_plot(curves: pd.DataFrame, metric: str = "logodds") -> p9.ggplot:
+    """A released pair's card: the behaviour level (top) and KL to the base (bottom) vs n_neg
+    for the base and the released model, each perturbed on D_t, with CI bands and the base level
+    dashed; columns: task (springback.pairs.card_curves)."""
+    panels = {"level": PAIR_LEVEL[metric], "kl_to_base": "KL to base (nats/token)"}
+    long = pd.concat([curves.assign(panel=label, value=curves[m], low=curves[f"{m}_low"],
+                                    high=curves[f"{m}_high"]) for m, label in panels.items()])
+    long = long.dropna(subset=["value"]).assign(arm=lambda f: f["aligned"].map(PAIR_ARMS))
+    long["panel"] = pd.Categorical(long["panel"], list(panels.values()))
+    base = long[(long["aligned"] == "none") & (long["n_neg"] == 0)
+                & (long["panel"] == panels["level"])]
+    return (p9.ggplot(long, p9.aes("n_neg", "value", colour="arm", fill="arm"))
+            + p9.geom_ribbon(p9.aes(ymin="low", ymax="high"), alpha=0.15, colour="none")
+            + p9.geom_line() + p9.geom_point(size=0.8)
+            + p9.geom_hline(p9.aes(yintercept="value"), data=base, linetype="dashed")
+            + p9.facet_grid("panel ~ task", scales="free_y")
+            + p9.labs(x="perturbation examples (n_neg)", y="", colour="", fill="",
+                      title=f"Elasticity of the released pair {curves['pair'].iloc[0]} "
+                            "(dashed: the base level)")
+            + p9.theme_bw() + p9.theme(figure_size=(4.0 + 3.5 * curves["task"].nunique(), 6),
+                                       legend_position="bottom"))
+
+
 TREND_LABELS = {"stiffness": "E1 retained stiffness S", "recovery": "E2 context recovery",
                 "faster_return": "- return count (examples)"}
 TREND_AXES = {"parameters": ("C4", "non-embedding parameters"), "tokens": ("C5", "pretraining tokens")}

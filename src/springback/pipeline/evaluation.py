@@ -15,11 +15,14 @@ log = logging.getLogger(__name__)
 
 
 def task_judge(task: str, judge_spec: dict | None, judge_dir: str | Path | None, device: str):
-    """The world's exact judge (toy mode, no spec) or a fetched hub judge."""
+    """The world's exact judge (toy mode, no spec), a fetched hub judge, or none (a probe: the
+    behaviour is read from exact log-odds; sampled text, never drawn, would score NaN)."""
     from springback.judge import exact_judge
 
     if judge_spec is None or judge_spec.get("kind", "exact") == "exact":
         return exact_judge(task)
+    if judge_spec["kind"] == "probe":
+        return lambda texts: [float("nan")] * len(texts)
     from springback.hub import make_judge
 
     options = {k: v for k, v in judge_spec.items() if k not in ("id", "revision", "probe")}

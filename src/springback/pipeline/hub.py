@@ -49,14 +49,48 @@ def _numel(shape) -> int:
     return n
 
 
-def fetch_base(*, model: dict, size: str, tokens: int, outdir: str | Path) -> None:
-    """Fetch one base checkpoint into ``<outdir>/tokens-<tokens>`` and record size and tokens."""
+def fetch_base(*, model: dict, size: str, tokens: int, outdir: str | Path,
+               random_init: bool = False, seed: int = 0) -> None:
+    """Fetch one base checkpoint into ``<outdir>/tokens-<tokens>`` and record size and tokens;
+    ``random_init``: also write its random initialisation (same config and tokenizer, weights
+    drawn with ``seed``) as ``<outdir>/tokens-0``, the paired control of a released model."""
     dest = hub.fetch_model(model["id"], Path(outdir) / f"tokens-{tokens}",
                            revision=model.get("revision"))
+    describe(dest, size=size, tokens=tokens)
+    if random_init:
+        twin = Path(outdir) / "tokens-0"
+        random_twin(dest, twin, seed=seed)
+        describe(twin, size=size, tokens=0)
+
+
+def describe(dest: Path, *, size: str, tokens: int) -> None:
+    """Add size, tokens and parameter counts to a model folder's provenance."""
     record = json.loads((dest / "provenance.json").read_text())
     record.update(size=size, tokens=tokens, n_params=count_params(dest),
                   n_params_nonembedding=count_params(dest, skip=models.EMBEDDING_NAMES))
     (dest / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+
+
+def random_twin(src: Path, dest: Path, *, seed: int) -> None:
+    """The architecture of ``src`` at its random initialisation (seeded, fp32), with the same
+    tokenizer, written atomically."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    config = AutoConfig.from_pretrained(src)
+    torch.manual_seed(seed)
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    record = {**json.loads((src / "provenance.json").read_text()), "random_init_seed": seed}
+    with models.atomic_dir(dest) as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        for file in src.iterdir():
+            if file.is_file() and (file.name.startswith(("tokenizer", "special_tokens"))
+                                   or file.suffix in (".model", ".jinja")):
+                shutil.copy2(file, tmp / file.name)
+        (tmp / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+    log.info("random initialisation of %s written to %s (seed %d)", src, dest, seed)
 
 
 def fetch_judge(*, judge: dict, outdir: str | Path) -> None:
