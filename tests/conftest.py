@@ -17,6 +17,8 @@ try:
 except ModuleNotFoundError:  # package not installed: use the source tree
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from killed import killed_run  # noqa: E402,F401 (session fixture: the killed-and-resumed smoke run)
+
 TINY_WORLD = dict(pretrain_docs=300, heldout_docs=10, task_pool=40, task_heldout=10, prompts=10)
 TINY_ARCH = dict(hidden=32, layers=1, heads=2, intermediate=64)
 TINY_CONTEXT = 32
@@ -37,6 +39,19 @@ def smoke_study(tmp_path_factory) -> Path:
     assert proc.returncode == 0, proc.stderr[-4000:]
     print(f"smoke study: {time.monotonic() - start:.0f} s")
     return workdir / "results" / "smoke"
+
+
+@pytest.fixture(scope="session")
+def unpacked_archive(smoke_study, tmp_path_factory):
+    """(root, member names) of the smoke study's reproducibility archive, unpacked; None when
+    tracked files have uncommitted changes (CI has a clean clone). The killed-and-resumed run
+    of tests/test_reliability.py runs from this root, so one smoke run serves both the
+    archive's round trip and the resume."""
+    from smoke import tracked_changes, unpack_archive
+
+    if tracked_changes():
+        return None
+    return unpack_archive(smoke_study, tmp_path_factory.mktemp("archive"))
 
 
 @pytest.fixture(scope="session")

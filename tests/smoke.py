@@ -40,3 +40,25 @@ def run_smoke(workdir: Path, *extra: str, env: dict | None = None,
               timeout: int = 1800) -> subprocess.CompletedProcess:
     return subprocess.run([*SMOKE, *extra], cwd=workdir, env=env or ENV, capture_output=True,
                           text=True, timeout=timeout)
+
+
+def tracked_changes() -> bool:
+    """Uncommitted changes to tracked files (the archive is the code at a commit)."""
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
+                         capture_output=True, text=True)
+    return out.returncode != 0 or bool(out.stdout.strip())
+
+
+def unpack_archive(study: Path, dest: Path) -> tuple[Path, set[str]]:
+    """Build the reproducibility archive of ``study`` from the committed tree (the README's
+    ``make archive``), unpack it into ``dest``; (the unpacked project root, the member names)."""
+    import tarfile
+
+    out = dest / "springback.tar.gz"
+    proc = subprocess.run([sys.executable, "-m", "springback.archive", str(out), str(study)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    with tarfile.open(out) as tar:
+        names = set(tar.getnames())
+        tar.extractall(dest / "unpacked", filter="data")
+    return dest / "unpacked" / "springback", names

@@ -4,44 +4,30 @@ gives a byte-identical checkpoint table."""
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import tarfile
 
 import pytest
 
-from smoke import ENV, ROOT, run_smoke
-
-
-def _tracked_changes() -> bool:
-    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT,
-                         capture_output=True, text=True)
-    return out.returncode != 0 or bool(out.stdout.strip())
 
 
 @pytest.mark.slow
-def test_archive_round_trip_reruns_the_smoke_study_identically(smoke_study, tmp_path):
-    if _tracked_changes():
+def test_archive_round_trip_reruns_the_smoke_study_identically(smoke_study, unpacked_archive,
+                                                               killed_run):
+    """The archive holds code, config, schema, package lock and manifest; the smoke study run
+    from the unpacked code (tests/test_reliability.py: killed mid-run and resumed there, its own
+    src first on the path, the same installed packages) gives a byte-identical checkpoint
+    table."""
+    if unpacked_archive is None:
         pytest.skip("uncommitted changes: the archive is the code at a commit (CI has a clean clone)")
-    out = tmp_path / "springback.tar.gz"
-    proc = subprocess.run([sys.executable, "-m", "springback.archive", str(out), str(smoke_study)],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    with tarfile.open(out) as tar:
-        names = set(tar.getnames())
-        tar.extractall(tmp_path / "unpacked", filter="data")
-    root = tmp_path / "unpacked" / "springback"
+    root, names = unpacked_archive
     for name in ("Snakefile", "config/config.yaml", "config/schema.yaml", "src/springback/world.py",
                  "requirements.lock", "ARCHIVE.json", "smoke.manifest.json"):
         assert f"springback/{name}" in names, name
     lock = (root / "requirements.lock").read_text().splitlines()
     assert any(line.startswith("torch==") for line in lock)
     assert any(line.startswith("snakemake==") for line in lock)
-    # rerun from the unpacked code (its own src first on the path, the same installed packages)
-    env = {**ENV, "PYTHONPATH": os.pathsep.join([str(root / "src"), ENV.get("PYTHONPATH", "")])}
-    rerun = run_smoke(root, env=env)
-    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert killed_run["workdir"] == root.resolve()
     table = "tables/checkpoints.csv"
     assert (root / "results" / "smoke" / table).read_bytes() == (smoke_study / table).read_bytes()
 
