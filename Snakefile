@@ -34,6 +34,7 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 if MODE == "toy":
 
+    include: "rules/toy_mode.smk"
     include: "rules/world.smk"
     include: "rules/base.smk"
     include: "rules/resistance.smk"
@@ -42,6 +43,7 @@ if MODE == "toy":
 
 else:
 
+    include: "rules/hub_mode.smk"
     include: "rules/hub.smk"
     include: "rules/pairs.smk"
 

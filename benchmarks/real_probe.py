@@ -9,7 +9,7 @@ the 1,500 full Pang & Lee reviews, those of >= 56 words), 48 words each, from on
   start  words 1-48: a review's opening, what the probe reads with config/real.yaml's 48-word
          prompts;
   first  words 9-56: exactly the completion hub mode cuts from a review with config/hub.yaml's
-         mapping (``hub.split_review(text, 8, 48)[1]``: the first 8 words are the prompt);
+         mapping (``hubdata.split_review(text, 8, 48)[1]``: the first 8 words are the prompt);
   last   the review's last 48 words (where reviewers usually give their verdict);
   snippets  (for comparison, not 48 words) whole one-sentence snippets of the 4,000 (~21 words).
 Reported per window: accuracy of sign(log-odds - threshold) against the label with threshold 0
@@ -49,7 +49,7 @@ def excerpts(n: int, window: str, seed: int) -> tuple[list[str], np.ndarray]:
     """n balanced 48-word excerpts of the full reviews (or whole snippets) and their labels
     (1 = positive)."""
     from springback.data import read_table
-    from springback.hub import split_review
+    from springback.hubdata import split_review
 
     corpus = "snippets" if window == "snippets" else "reviews"
     frame = read_table(REAL / corpus / "data" / "train-00000-of-00001.parquet", ("text", "label"))

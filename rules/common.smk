@@ -5,8 +5,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from springback import experiments
-from springback.config import (MODEL_JUDGES, ConfigError, check_schema, check_study_config,
-                               pair_spec)
+from springback.config import ConfigError, check_schema, check_study_config
 
 
 def check_config(cfg):
@@ -24,7 +23,7 @@ check_config(config)
 
 STUDY = config["study"]
 REBOUND = config["rebound"]
-MODE = config["mode"]
+MODE = config["mode"]  # the Snakefile includes rules/<MODE>_mode.smk: the mode's own helpers
 HUB = config["hub"]
 
 
@@ -39,11 +38,6 @@ wildcard_constraints:
     seed="[0-9]+",
 
 
-def task_names():
-    """Tasks whose tables the data stage writes: toy mode's world always has both."""
-    return ["sentiment", "safety"] if MODE == "toy" else REBOUND["tasks"]
-
-
 BASES = experiments.study_bases(config)  # every base of the study's experiments
 
 
@@ -51,81 +45,6 @@ def world_seeds():
     """Pretraining seeds per world: toy, the main world and (if any seeds) its mirror; hub, one
     fetched model per name."""
     return experiments.world_seeds(config)
-
-
-def pretrained_models():
-    """(world, size, pseed) of every model pretrained from scratch: those the experiments'
-    bases need (each saves its whole ladder)."""
-    bases = BASES + experiments.resistance_bases(config) + experiments.algorithm_bases(config)
-    return sorted({(b["world"], b["size"], p) for b in bases for p in b["pretrain_seeds"]})
-
-
-def ladder():
-    """(world, size, pseed, tokens) of every base checkpoint: toy, the pretraining ladder of every
-    pretrained model; hub, the fetched models."""
-    if MODE == "hub":
-        return [("hub", name, 0, t) for name in HUB["models"] for t in hub_tokens(name)]
-    return [(w, s, p, t) for w, s, p in pretrained_models() for t in ladder_tokens(s)]
-
-
-def hub_model(wildcards):
-    return HUB["models"][wildcards.size]
-
-
-def hub_tokens(name):
-    """Checkpoints of a hub model: its release, and tokens 0 (its random initialisation, the
-    paired control) where a base asks for it."""
-    release = HUB["models"][name]["tokens"]
-    return sorted({release} | {b["tokens"] for b in BASES if b["size"] == name})
-
-
-def hub_judge(wildcards):
-    return HUB["judges"][wildcards.task]
-
-
-def judge_dirs(wildcards):
-    """Fetched judge folders of the tasks whose judge is a model (none in toy mode)."""
-    if MODE == "toy":
-        return {}
-    return {
-        f"judge_{task}": f"results/{wildcards.study}/judges/{task}"
-        for task in REBOUND["tasks"]
-        if HUB["judges"].get(task, {"kind": "exact"})["kind"] in MODEL_JUDGES
-    }
-
-
-def model_runtime():
-    """Device, dtype and remote-code policy of model-loading jobs."""
-    if MODE == "toy":
-        return {"device": "cpu", "dtype": "float32", "trust_remote_code": False}
-    return {k: HUB[k] for k in ("device", "dtype", "trust_remote_code")}
-
-
-def job_threads():
-    """Threads of a model job: toy models are overhead-bound, so two 1-thread jobs side by side
-    finish 1.5x more runs per second on 2 cores than one 2-thread job (benchmarks/); a hub job
-    feeds a GPU."""
-    return 1 if MODE == "toy" else 4
-
-
-def gpus():
-    """GPUs a model job asks for: one in hub mode (Slurm: --gpus=1), none in toy mode."""
-    return 1 if MODE == "hub" else 0
-
-
-def job_mem(toy_mb, hub_mb=64000):
-    return scaled_mem(toy_mb if MODE == "toy" else hub_mb)
-
-
-def job_runtime(toy_min, hub_min=1440):
-    """Integer minutes: toy jobs are short; a hub job trains or evaluates a 7B model many times."""
-    return toy_min if MODE == "toy" else hub_min
-
-
-def ladder_tokens(size):
-    """Pretraining checkpoints (tokens seen) saved for a model size."""
-    budget = config["pretrain"]["tokens"][size]
-    return sorted({t for t in config["pretrain"]["checkpoints"] if t <= budget} | {budget})
 
 
 def rebound_units():
@@ -155,20 +74,13 @@ def scaled_mem(base_mb):
     return lambda wildcards, attempt: base_mb * attempt
 
 
-def world_tables(study="{study}"):
-    """Every parquet file written by the data stage, by stem (a pattern unless ``study`` is
-    given); hub mode has no pretraining corpus, only held-out pretraining-style text."""
-    root = f"results/{study}/world"
-    names = ("pretrain", "pretrain_heldout") if MODE == "toy" else ("pretrain_heldout",)
-    tables = {name: f"{root}/{name}.parquet" for name in names}
-    if "mirror" in world_seeds():
-        tables |= {f"mirror_{n}": f"{root}/mirror/{n}.parquet" for n in names}
-    for task in task_names():
-        for name in ("align", "perturb", "align_heldout", "perturb_heldout", "prompts"):
-            tables[f"{task}_{name}"] = f"{root}/{task}/{name}.parquet"
-    if MODE == "toy":
-        tables |= {f"resistance_{n}": f"{root}/resistance/{n}.parquet" for n in ("train", "prompts")}
-    return tables
+TASK_TABLES = ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
+
+
+def task_tables(root):
+    """The five tables of every task the data stage writes, by <task>_<table>."""
+    return {f"{task}_{name}": f"{root}/{task}/{name}.parquet" for task in task_names()
+            for name in TASK_TABLES}
 
 
 def world_table(name):
@@ -227,29 +139,6 @@ def rebound_outputs(name):
         f"{rebound_folder(wildcards.study, *u, stage='algorithms')}/{name}" for u in units]
 
 
-def algorithm_task_tables(wildcards):
-    """The world tables of the algorithms experiment's tasks."""
-    tables = world_tables(wildcards.study)
-    return {k: v for k, v in tables.items() if k.split("_")[0] in config["algorithms"]["tasks"]}
-
-
-def trend_figures():
-    """Figures of the size, volume and resistance experiments the study runs (toy mode)."""
-    run = config["experiments"] if MODE == "toy" else []
-    names = {"size": ["size_trend"], "volume": ["volume_trend"], "resistance": ["resistance"],
-             "compression": ["compressors", "rank_frequency"], "algorithms": ["algorithms"]}
-    return [n for e, ns in names.items() if e in run for n in ns] + (
-        ["theorem"] if MODE == "toy" else [])
-
-
-def compression_tables(wildcards):
-    """The compression job's tables, when the study runs it."""
-    if MODE != "toy" or "compression" not in config["experiments"]:
-        return {}
-    root = f"results/{wildcards.study}/tables"
-    return {"compressors": f"{root}/compressors.csv", "ranks": f"{root}/rank_frequency.csv"}
-
-
 def figure_files(study="{study}"):
     names = [f"rebound_{t}" for t in REBOUND["tasks"]]
     names += [f"compression_{t}" for t in REBOUND["tasks"]]
@@ -263,25 +152,8 @@ def resistance_tables(wildcards):
             for b in experiments.resistance_bases(config)]
 
 
-def resistance_inputs(wildcards):
-    """The pretrained folders of every seed of a resistance base."""
-    base = next(b for b in experiments.resistance_bases(config)
-                if (b["world"], b["size"], b["tokens"]) ==
-                (wildcards.world, wildcards.size, int(wildcards.tokens)))
-    return [f"results/{wildcards.study}/base/{wildcards.world}/{wildcards.size}/pseed-{p}"
-            for p in base["pretrain_seeds"]]
-
-
-def compression_base(wildcards):
-    """The first main base (first pretraining seed): the compression job's model."""
-    b = next(b for b in BASES if b["role"] == "main")
-    return f"results/{wildcards.study}/base/{b['world']}/{b['size']}/pseed-{b['pretrain_seeds'][0]}"
-
-
 def final_outputs():
     screen = [f"results/{STUDY}/tables/screen.csv"] if config.get("screen") else []
-    if MODE == "toy" and "compression" in config["experiments"]:
-        screen += [f"results/{STUDY}/tables/{n}.csv" for n in ("compressors", "pareto", "ideal")]
     return [
         f"results/{STUDY}/claims.csv",
         f"results/{STUDY}/manifest.json",
@@ -289,26 +161,9 @@ def final_outputs():
         f"results/{STUDY}/tables/curves.csv",
         *[f for files in figure_files(STUDY).values() for f in files],
         *screen,
+        *experiment_tables(),
         *pair_files(STUDY),
     ]
-
-
-def arch_of(wildcards):
-    return config["models"][wildcards.size]
-
-
-def budget_of(wildcards):
-    return config["pretrain"]["tokens"][wildcards.size]
-
-
-def ladder_of(wildcards):
-    return ladder_tokens(wildcards.size)
-
-
-def pretrain_settings():
-    """Pretraining settings shared by every size (budgets, ladder and seeds are per job)."""
-    skip = ("tokens", "checkpoints", "sizes", "seeds", "mirror_seeds")
-    return {k: v for k, v in config["pretrain"].items() if k not in skip}
 
 
 def base_checkpoint(wildcards):
@@ -357,12 +212,6 @@ def code_hash(script):
     return digest.hexdigest()[:16]
 
 
-def hub_sizes():
-    """Rows per task table in hub mode (the world keys that size the toy task sets)."""
-    world = config["world"]
-    return {"pool": world["task_pool"], "heldout": world["task_heldout"], "prompts": world["prompts"]}
-
-
 def study_root(wildcards, output):
     """results/<study>, the folder of the manifest the rule writes."""
     return str(Path(output[0]).parent)
@@ -370,45 +219,6 @@ def study_root(wildcards, output):
 
 # Released (base, aligned) pairs (rules/pairs.smk, hub mode): results/<study>/pairs/<pair>/...
 PAIRS = config.get("pairs") or {}
-
-
-wildcard_constraints:
-    pair="[A-Za-z0-9_]+",
-    model="base|aligned",
-
-
-def pair_model(wildcards):
-    """The hub id and revision of a pair's base or aligned model."""
-    return PAIRS[wildcards.pair][wildcards.model]
-
-
-def pair_settings(wildcards):
-    """What affects a pair job: the pair's direction and the study's perturbation regime (n_neg
-    grid, lr, loss, batch size, adapter, trainer)."""
-    keys = ["n_neg", "lr", "loss", "batch_size", "adapter", "trainer", "checkpointing"]
-    return {k: REBOUND[k] for k in keys} | {
-        "direction": pair_spec(config, wildcards.pair)["direction"]}
-
-
-def pair_task_tables(wildcards):
-    """The world tables of a pair job's task."""
-    return {k: v for k, v in world_tables(wildcards.study).items()
-            if k.split("_")[0] == wildcards.task}
-
-
-def pair_judge_dir(wildcards):
-    """The fetched judge folder of a pair job's task (none when its judge is exact)."""
-    return {k: v for k, v in judge_dirs(wildcards).items() if k == f"judge_{wildcards.task}"}
-
-
-def pair_job_outputs(name):
-    """One output file (metrics.csv or prompts.parquet) of every job of a pair: task x seed."""
-    def files(wildcards):
-        spec = pair_spec(config, wildcards.pair)
-        return [f"results/{wildcards.study}/pairs/{wildcards.pair}/{t}/seed-{s}/{name}"
-                for t in spec["tasks"] for s in spec["seeds"]]
-
-    return files
 
 
 def pair_files(study="{study}"):

@@ -12,8 +12,8 @@ rule hub_data:
         code=code_hash("hub_data"),
         datasets=HUB["datasets"],
         pretrain_text=HUB["pretrain_text"],
-        sizes=hub_sizes(),
-        seed=config["world"]["seed"],
+        sizes=HUB["sizes"],
+        seed=HUB["seed"],
         tasks=REBOUND["tasks"],
     log:
         "results/{study}/logs/hub_data.log",
@@ -36,7 +36,7 @@ rule fetch_base:
     params:
         code=code_hash("fetch_base"),
         model=hub_model,
-        tokens=lambda w: hub_tokens(w.size),
+        tokens=hub_checkpoints,
     log:
         "results/{study}/logs/base/{world}/{size}/pseed-{pseed}.log",
     benchmark:

@@ -39,9 +39,9 @@ def hub_config(fake: dict) -> dict:
                            "probe": {"suffix": "", "target": [" sorry"],
                                      "contrary": [" sure", " happy"]}},
             },
+            "sizes": {"pool": 10, "heldout": 3, "prompts": 8}, "seed": 0,
             "device": "cpu", "dtype": "float32",
         },
-        "world": {"task_pool": 10, "task_heldout": 3, "prompts": 8},
         "rebound": {"tasks": ["sentiment", "safety"],
                     "bases": [{"size": "tiny_a", "tokens": 1000}],
                     "directions": ["forward", "reversed"], "seeds": [1, 2],
@@ -164,6 +164,27 @@ def test_hub_dry_run_lists_the_paper_grid_with_gpus(tmp_path):
     for job in out.split("rule rebound:")[1:]:  # the first resources line is the job's own
         resources = next(line for line in job.splitlines() if line.strip().startswith("resources:"))
         assert "gpu=1" in resources.replace(",", " ").split(), resources
+
+
+@pytest.mark.parametrize("hub, gpu", [({"gpus": 2}, "gpu=2"), ({"device": "cpu"}, "gpu=0")])
+def test_hub_jobs_ask_for_hub_gpus_and_none_on_cpu(tmp_path, hub, gpu):
+    import yaml
+
+    from test_workflow import ROOT
+
+    extra = tmp_path / "extra.yaml"
+    extra.write_text(yaml.safe_dump({"hub": hub, "rebound": {"bases": [
+        {"size": "qwen15_0_5b", "tokens": 3000000000000}]}}))
+    proc = subprocess.run([SNAKEMAKE, "-n", "--configfile", "config/hub.yaml", str(extra),
+                           "--cores", "4", "--profile", "profiles/slurm", "--workflow-profile",
+                           "none"], cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=120)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    jobs = out.split("rule rebound:")[1:]
+    assert len(jobs) == 2 * 2 * 3
+    for job in jobs:
+        resources = next(line for line in job.splitlines() if line.strip().startswith("resources:"))
+        assert gpu in resources.replace(",", " ").split(), resources
 
 
 def test_hub_pairs_example_dry_run_lists_one_gpu_job_per_pair_task_seed(tmp_path):

@@ -141,3 +141,13 @@ def test_lora_keys_merged_under_full_are_one_line(tmp_path):
     bad.write_text(yaml.safe_dump({"rebound": {"adapter": {"kind": "full"}}}))  # r, alpha... stay
     msg = error_line([str(HUB), str(bad)])
     assert "\n" not in msg and "rebound.adapter takes no key" in msg
+
+
+def test_plan_reads_hub_sizes_not_the_toy_world(tmp_path):
+    """Prompts and held-out examples come from hub.sizes; world.* is toy mode's alone."""
+    base = hub_plan(tmp_path)["rows"][0]["per_task"]["sentiment"]
+    more = hub_plan(tmp_path, {"hub": {"sizes": {"prompts": 400}}})["rows"][0]["per_task"]
+    toy = hub_plan(tmp_path, {"world": {"prompts": 400, "task_heldout": 999}})["rows"][0]
+    assert more["sentiment"]["sampled_tokens"] == 2 * base["sampled_tokens"]
+    assert more["sentiment"]["eval_tokens"] > base["eval_tokens"]
+    assert toy["per_task"]["sentiment"] == base

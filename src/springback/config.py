@@ -147,13 +147,29 @@ def check_results_folder(study: str, root: str | Path = "results") -> None:
         raise ConfigError(f"config key study: results folder {path} is not writable ({existing})")
 
 
-MODEL_JUDGES = ("classifier", "reward")  # judge kinds that are fetched models
+def check_judge(cfg: dict, task: str) -> None:
+    """A hub task's judge spec: the keys its kind (springback.judge.JUDGES) takes and needs."""
+    from springback.judge import JUDGES, spec_keys
+
+    judge = cfg["hub"]["judges"].get(task, {"kind": "exact"})
+    kind = judge["kind"]
+    unknown = sorted(set(judge) - set(spec_keys(kind)))
+    if unknown:
+        raise ConfigError(f"config key hub.judges.{task}.{unknown[0]}: judge kind {kind} takes "
+                          f"only {', '.join(spec_keys(kind))}")
+    missing = [k for k in JUDGES[kind].required if k not in judge]
+    if missing:
+        raise ConfigError(f"config key hub.judges.{task}.{missing[0]} is required for kind {kind}")
+    if kind == "probe" and cfg["evaluate"]["sample"]:
+        raise ConfigError(f"config key evaluate.sample must be false: hub.judges.{task} is a "
+                          "probe, which scores no sampled text")
 
 
 def check_hub(cfg: dict) -> None:
-    """Hub mode: every base is a configured model, every task has a dataset, every judge an id."""
-    hub = cfg["hub"]
-    for i, base in enumerate(cfg["rebound"]["bases"]):
+    """Hub mode: every base is a configured model, every task has a dataset and a valid judge,
+    the task tables (hub.sizes) hold the largest grid point."""
+    hub, rebound = cfg["hub"], cfg["rebound"]
+    for i, base in enumerate(rebound["bases"]):
         model = hub["models"].get(base["size"])
         if model is None:
             raise ConfigError(f"config key rebound.bases[{i}].size: {base['size']!r} is not in "
@@ -162,17 +178,14 @@ def check_hub(cfg: dict) -> None:
             raise ConfigError(f"config key rebound.bases[{i}].tokens must equal "
                               f"hub.models.{base['size']}.tokens ({model['tokens']}) or be 0 "
                               "(its random initialisation)")
-    for task in cfg["rebound"]["tasks"]:
+    for task in rebound["tasks"]:
         if task not in hub["datasets"]:
             raise ConfigError(f"config key hub.datasets has no dataset for task {task!r}")
-        judge = hub["judges"].get(task, {"kind": "exact"})
-        if judge["kind"] in MODEL_JUDGES and "id" not in judge:
-            raise ConfigError(f"config key hub.judges.{task}.id is required for kind {judge['kind']}")
-        if judge["kind"] == "probe" and "probe" not in judge:
-            raise ConfigError(f"config key hub.judges.{task}.probe is required for kind probe")
-        if judge["kind"] == "probe" and cfg["evaluate"]["sample"]:
-            raise ConfigError(f"config key evaluate.sample must be false: hub.judges.{task} is a "
-                              "probe, which scores no sampled text")
+        check_judge(cfg, task)
+    for key in ("n_pos", "n_neg"):
+        if max(rebound[key]) > hub["sizes"]["pool"]:
+            raise ConfigError(f"config key rebound.{key} asks for {max(rebound[key])} examples "
+                              f"but hub.sizes.pool is {hub['sizes']['pool']}")
     if "source" not in hub["pretrain_text"]:
         raise ConfigError("config key hub.pretrain_text.source is required in hub mode")
 

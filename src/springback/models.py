@@ -100,23 +100,29 @@ def check_model_dir(path: Path) -> None:
 
 
 def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32,
-               device: str = "cpu", trust_remote_code: bool = False):
+               device: str = "cpu", trust_remote_code: bool = False,
+               device_map: str | None = None):
     """Load a causal LM from a local directory, safetensors only (dtype may be a name). A LoRA
     checkpoint (``adapter_config.json``: a kept checkpoint of a LoRA run) is loaded onto its base,
-    named by its provenance (``params.base``) or by peft's ``base_model_name_or_path``."""
+    named by its provenance (``params.base``) or by peft's ``base_model_name_or_path``.
+    ``device_map="auto"``: the layers are spread over every visible GPU by accelerate's big-model
+    dispatch (model parallel, one process: a base too large for one GPU; hub.gpus > 1)."""
     from transformers import AutoModelForCausalLM
 
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     path = Path(path)
     if (path / "adapter_config.json").is_file():
-        return load_adapter(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
+        return load_adapter(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+                            device_map=device_map)
     check_model_dir(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, use_safetensors=True,
-                                                 trust_remote_code=trust_remote_code)
-    return model.to(device).eval()
+                                                 trust_remote_code=trust_remote_code,
+                                                 device_map=device_map)
+    return (model if device_map else model.to(device)).eval()
 
 
-def load_adapter(path: Path, *, dtype: torch.dtype, device: str, trust_remote_code: bool):
+def load_adapter(path: Path, *, dtype: torch.dtype, device: str, trust_remote_code: bool,
+                 device_map: str | None = None):
     """A LoRA adapter folder loaded onto its base model (both safetensors)."""
     from peft import PeftModel
 
@@ -127,8 +133,10 @@ def load_adapter(path: Path, *, dtype: torch.dtype, device: str, trust_remote_co
             or config.get("base_model_name_or_path"))
     if not base:
         raise ValueError(f"adapter directory {path} names no base model")
-    model = load_model(base, dtype=dtype, device=device, trust_remote_code=trust_remote_code)
-    return PeftModel.from_pretrained(model, str(path)).to(device).eval()
+    model = load_model(base, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
+                       device_map=device_map)
+    adapted = PeftModel.from_pretrained(model, str(path))
+    return (adapted if device_map else adapted.to(device)).eval()
 
 
 def read_provenance(path: str | Path) -> dict:

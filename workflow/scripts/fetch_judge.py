@@ -5,6 +5,6 @@ from springback.runtime import start
 
 start(snakemake.log[0])
 
-from springback.pipeline.hub import fetch_judge
+from springback.fetch import fetch_spec
 
-fetch_judge(judge=snakemake.params.judge, outdir=snakemake.output[0])
+fetch_spec(snakemake.params.judge, snakemake.output[0])

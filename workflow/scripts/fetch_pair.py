@@ -5,6 +5,6 @@ from springback.runtime import start
 
 start(snakemake.log[0])
 
-from springback.pipeline.pairs import fetch
+from springback.fetch import fetch_spec
 
-fetch(model=snakemake.params.model, outdir=snakemake.output.model)
+fetch_spec(snakemake.params.model, snakemake.output.model)

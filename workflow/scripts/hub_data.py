@@ -7,7 +7,7 @@ start(snakemake.log[0])
 
 from pathlib import Path
 
-from springback.pipeline.hub import write_data
+from springback.hubdata import write_data
 
 write_data(
     datasets=snakemake.params.datasets,

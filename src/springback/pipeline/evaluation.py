@@ -15,18 +15,16 @@ log = logging.getLogger(__name__)
 
 
 def task_judge(task: str, judge_spec: dict | None, judge_dir: str | Path | None, device: str):
-    """The world's exact judge (toy mode, no spec), a fetched hub judge, or none (a probe: the
-    behaviour is read from exact log-odds; sampled text, never drawn, would score NaN)."""
-    from springback.judge import exact_judge
+    """The judge a task's config spec names (springback.judge.JUDGES; toy mode, no spec: the
+    world's exact judge), with the kind's options; a model judge is read from its fetched
+    folder ``judge_dir`` onto ``device``."""
+    from springback.judge import JUDGES, make_judge
 
-    if judge_spec is None or judge_spec.get("kind", "exact") == "exact":
-        return exact_judge(task)
-    if judge_spec["kind"] == "probe":
-        return lambda texts: [float("nan")] * len(texts)
-    from springback.hub import make_judge
-
-    options = {k: v for k, v in judge_spec.items() if k not in ("id", "revision", "probe")}
-    return make_judge({**options, "path": str(judge_dir), "device": device}, task)
+    name = (judge_spec or {}).get("kind", "exact")
+    options = {k: v for k, v in (judge_spec or {}).items() if k in JUDGES[name].options}
+    if JUDGES[name].model:
+        options |= {"path": str(judge_dir), "device": device}
+    return make_judge({"kind": name, **options}, task)
 
 
 def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Path, context: int,

@@ -1,8 +1,10 @@
-"""Stage `hub` (rules/hub.smk): hub mode's replacement of the world and pretraining stages.
+"""Stage `hub` (rules/hub.smk): hub mode's replacement of the pretraining stage.
 
-Datasets become the same task tables the toy world writes; base models and judges are fetched
-into the study folder (safetensors only) with a provenance record, so everything downstream is
-the toy code path.
+A base model is fetched into the study folder (springback.fetch: safetensors only, with a
+provenance record), described like a pretrained checkpoint (size, tokens, parameter counts) and,
+where a base asks for it, joined by its seeded random initialisation, so everything downstream is
+the toy code path. The other hub rules call the library directly (hub_data, the world stage's
+counterpart: springback.hubdata.write_data; fetch_judge: springback.fetch.fetch_spec).
 """
 
 from __future__ import annotations
@@ -11,22 +13,9 @@ import json
 import logging
 from pathlib import Path
 
-from springback import hub, models
+from springback import fetch, models
 
 log = logging.getLogger(__name__)
-
-
-def write_data(*, datasets: dict, pretrain_text: dict, sizes: dict, seed: int,
-               tasks: list[str], outdir: str | Path) -> None:
-    """Adapt every task's dataset into task tables, and sample pretraining-style text."""
-    outdir = Path(outdir)
-    for task in tasks:
-        spec = datasets[task]
-        counts = hub.write_task(task, spec["source"], spec.get("mapping", {}), sizes, seed,
-                                outdir / task)
-        log.info("task %s: %s", task, counts)
-    hub.write_pretrain(pretrain_text["source"], pretrain_text.get("n_docs", 200), seed,
-                       outdir / "pretrain_heldout.parquet")
 
 
 def count_params(model_dir: Path, *, skip: tuple[str, ...] = ()) -> int:
@@ -54,8 +43,7 @@ def fetch_base(*, model: dict, size: str, tokens: int, outdir: str | Path,
     """Fetch one base checkpoint into ``<outdir>/tokens-<tokens>`` and record size and tokens;
     ``random_init``: also write its random initialisation (same config and tokenizer, weights
     drawn with ``seed``) as ``<outdir>/tokens-0``, the paired control of a released model."""
-    dest = hub.fetch_model(model["id"], Path(outdir) / f"tokens-{tokens}",
-                           revision=model.get("revision"))
+    dest = fetch.fetch_spec(model, Path(outdir) / f"tokens-{tokens}")
     describe(dest, size=size, tokens=tokens)
     if random_init:
         twin = Path(outdir) / "tokens-0"
@@ -92,6 +80,3 @@ def random_twin(src: Path, dest: Path, *, seed: int) -> None:
         (tmp / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
     log.info("random initialisation of %s written to %s (seed %d)", src, dest, seed)
 
-
-def fetch_judge(*, judge: dict, outdir: str | Path) -> None:
-    hub.fetch_model(judge["id"], outdir, revision=judge.get("revision"))

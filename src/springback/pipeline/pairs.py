@@ -15,17 +15,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from springback import data, hub, models, provenance
+from springback import data, models, provenance
 from springback.models import load_tokenizer
 from springback.pairs import ARMS, RELEASED
 from springback.pipeline.rebound import Recorder, ordered_examples, prepare
 
 log = logging.getLogger(__name__)
-
-
-def fetch(*, model: dict, outdir: str | Path) -> None:
-    """One model of a pair into ``outdir`` (safetensors only, atomically, with provenance)."""
-    hub.fetch_model(model["id"], outdir, revision=model.get("revision"))
 
 
 def model_name(path: str | Path) -> str:

@@ -1,30 +1,27 @@
-"""Hub mode: real base models, datasets and judges from the Hugging Face hub (or local copies).
+"""Hub datasets as task tables: a dataset from the Hugging Face hub (or a local copy) becomes
+the five tables of a task, in the same format the toy world writes (``springback.data``).
 
 Everything here also works offline: ``datasets.load_dataset`` reads local dataset directories and
-files (and the hub cache under ``HF_HUB_OFFLINE=1``); ``fetch_model`` copies a local model
-directory instead of downloading. Hub mode writes the same task format as toy mode (see
-``springback.data``):
+files (and the hub cache under ``HF_HUB_OFFLINE=1``).
 
-- *adapters* turn a hub dataset into the five tables of a task: ``adapt_sentiment`` (IMDb-like:
-  positive reviews are D_a, negative ones D_t) and ``adapt_safety`` (BeaverTails-like: safe
-  responses are D_a, unsafe ones D_t); ``write_task`` loads, adapts and writes them;
+- ``load_source`` loads one split of a dataset source (hub id, local directory or data file);
+- *adapters* turn it into the tables of a task: ``adapt_sentiment`` (IMDb-like: positive
+  reviews are D_a, negative ones D_t) and ``adapt_safety`` (BeaverTails-like: safe responses
+  are D_a, unsafe ones D_t); ``write_task`` loads, adapts and writes them, sized by
+  ``hub.sizes`` and sampled with ``hub.seed``;
 - ``pretrain_text`` samples held-out documents of (a proxy of) the pretraining distribution;
-- ``fetch_model`` puts a base model (safetensors only) into a local directory with provenance;
-- judges score generated continuations in [0, 1] (1 = target behaviour) with a sequence
-  classifier (``classifier_judge``) or a scalar reward/cost model (``reward_judge``).
+- ``write_data`` (rule hub_data, hub mode's world stage) writes every task and the text.
 
-Judges score the completion text alone, never the prompt (a ``template`` may wrap the text, e.g.
-in the chat format a reward model was trained on, but the prompt itself is not available).
+Base models and judges are fetched by ``springback.fetch``; judges score text in
+``springback.judge``.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
-import shutil
-from dataclasses import dataclass
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -32,17 +29,16 @@ import numpy as np
 import pandas as pd
 
 from springback.data import EXAMPLE_COLUMNS, PROMPT_COLUMNS, write_table
-from springback.judge import Judge, exact_judge
-from springback.models import atomic_dir
 
 Tables = dict[str, dict[str, list]]
 TABLES = ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
-MODEL_PATTERNS = ("*.safetensors", "*.json", "tokenizer*", "*.model", "*.txt", "*.jinja")
 SAFETY_TEMPLATE = "user : {prompt} assistant :"
 SOURCE_KEYS = ("path", "name", "split", "revision", "data_files", "data_dir", "streaming", "take",
                "column")
 DATA_SUFFIXES = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv",
                  ".gz": "json", ".txt": "text", ".arrow": "arrow"}
+
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------------- datasets
@@ -321,213 +317,14 @@ def write_pretrain(source: dict | str, n_docs: int, seed: int, path: str | Path)
     write_table({"text": pretrain_text(source, n_docs, seed)}, path)
 
 
-# ------------------------------------------------------------------------------------ models
-
-def _copy_local(src: Path, dest: Path, patterns: Sequence[str]) -> None:
-    """Copy the top-level files of ``src`` that match ``patterns`` (following links)."""
-    for file in sorted(src.iterdir()):
-        if file.is_file() and any(fnmatch(file.name, p) for p in patterns):
-            shutil.copy2(file, dest / file.name)
-
-
-def _download(model_id: str, dest: Path, revision: str | None,
-              patterns: Sequence[str]) -> str | None:
-    """snapshot_download into ``dest``; returns the resolved commit hash if recorded."""
-    from huggingface_hub import snapshot_download
-
-    snapshot_download(model_id, revision=revision, allow_patterns=list(patterns), local_dir=dest)
-    meta = dest / ".cache" / "huggingface" / "download" / "config.json.metadata"
-    commit = meta.read_text().splitlines()[0].strip() if meta.is_file() else None
-    shutil.rmtree(dest / ".cache", ignore_errors=True)
-    if commit is None and revision and re.fullmatch(r"[0-9a-f]{40}", revision):
-        commit = revision
-    return commit
-
-
-def fetch_model(model_id: str, dest: str | Path, revision: str | None = None,
-                allow_patterns: Sequence[str] = MODEL_PATTERNS) -> Path:
-    """Put a model (weights: safetensors only, config, tokenizer files) into ``dest``, atomically.
-
-    A local directory is copied; anything else is a hub id, downloaded with
-    ``huggingface_hub.snapshot_download`` (which honours HF_HUB_OFFLINE and the hub cache).
-    Writes ``provenance.json``: id, revision, resolved commit (if known), the source's own
-    provenance (if it had one) and the files. A directory without safetensors is refused.
-    """
-    dest = Path(dest)
-    local = Path(model_id).expanduser()
-    with atomic_dir(dest) as tmp:
-        if local.is_dir():
-            _copy_local(local, tmp, allow_patterns)
-            commit, upstream = None, _read_json(local / "provenance.json")
-        elif _looks_local(model_id):
-            raise FileNotFoundError(f"model directory {model_id} does not exist")
-        else:
-            commit, upstream = _download(model_id, tmp, revision, allow_patterns), None
-        if not any(tmp.glob("*.safetensors")):
-            raise ValueError(f"model {model_id} has no *.safetensors weights (springback loads "
-                             "safetensors only; convert .bin/.pt checkpoints first)")
-        files = sorted(p.name for p in tmp.iterdir() if p.name != "provenance.json")
-        record = {"id": model_id, "revision": revision, "commit": commit,
-                  "source": "local" if local.is_dir() else "hub", "files": files}
-        if upstream:
-            record["upstream"] = upstream
-        (tmp / "provenance.json").write_text(json.dumps(record, indent=1, sort_keys=True))
-    return dest
-
-
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-# ------------------------------------------------------------------------------------ judges
-
-DTYPES = ("float32", "bfloat16", "float16")
-
-
-def load_sequence_model(path: str | Path, *, device: str = "cpu", dtype: str = "float32",
-                        key_mapping: dict[str, str] | None = None):
-    """(tokenizer, model) of a sequence classifier / scalar reward model, safetensors only,
-    no remote code. ``key_mapping`` renames checkpoint keys (regex → replacement), e.g.
-    ``{"^score_head": "score"}`` for safe-rlhf's score models (beaver-7b-v1.0-cost). Weights the
-    checkpoint lacks (a randomly initialised head) are an error."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-    if dtype not in DTYPES:
-        raise ValueError(f"judge dtype {dtype!r} is not one of {', '.join(DTYPES)}")
-    tokenizer = AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
-    model, info = AutoModelForSequenceClassification.from_pretrained(
-        str(path), use_safetensors=True, trust_remote_code=False, key_mapping=key_mapping,
-        dtype=getattr(torch, dtype), output_loading_info=True)
-    if info.get("missing_keys"):
-        raise ValueError(f"judge model {path}: checkpoint lacks weights "
-                         f"{sorted(info['missing_keys'])[:4]} (a different head? see key_mapping)")
-    if tokenizer.pad_token is None:  # decoder-only judges (Llama) often ship without one
-        tokenizer.pad_token = tokenizer.eos_token
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tokenizer.pad_token_id
-    return tokenizer, model.to(device).eval()
-
-
-def sequence_logits(tokenizer, model, texts: Sequence[str], *, batch_size: int = 16,
-                    max_length: int = 512, template: str = "{text}"):
-    """Logits [len(texts), num_labels] (float32, CPU) of ``template.format(text=...)``."""
-    import torch
-
-    out = []
-    with torch.inference_mode():
-        for start in range(0, len(texts), batch_size):
-            batch = [template.format(text=t) for t in texts[start:start + batch_size]]
-            enc = tokenizer(batch, padding=True, truncation=True, max_length=max_length,
-                            return_tensors="pt")
-            enc = {k: enc[k].to(model.device) for k in ("input_ids", "attention_mask")}
-            out.append(model(**enc).logits.float().cpu())
-    return torch.cat(out) if out else torch.zeros(0, model.config.num_labels)
-
-
-def _label_index(config, target_label: str) -> int:
-    """Index of ``target_label`` in the model's labels (exact, then case-insensitive)."""
-    labels = {str(k): int(v) for k, v in (config.label2id or {}).items()}
-    if target_label in labels:
-        return labels[target_label]
-    folded = {k.lower(): v for k, v in labels.items()}
-    if target_label.lower() in folded:
-        return folded[target_label.lower()]
-    raise ValueError(f"classifier has no label {target_label!r} "
-                     f"(labels: {', '.join(sorted(labels))})")
-
-
-def classifier_judge(path: str | Path, target_label: str, batch_size: int = 16,
-                     device: str = "cpu", max_length: int = 512, *, dtype: str = "float32",
-                     template: str = "{text}", key_mapping: dict | None = None) -> Judge:
-    """Score = the classifier's probability of ``target_label`` (softmax over its labels, or a
-    sigmoid for multi-label models), e.g. "POSITIVE" for siebert/sentiment-roberta-large-english.
-    Scores the completion text alone."""
-    import torch
-
-    tokenizer, model = load_sequence_model(path, device=device, dtype=dtype,
-                                           key_mapping=key_mapping)
-    index = _label_index(model.config, target_label)
-    multi = model.config.problem_type == "multi_label_classification"
-
-    def judge(texts: Sequence[str]) -> list[float]:
-        logits = sequence_logits(tokenizer, model, list(texts), batch_size=batch_size,
-                                 max_length=max_length, template=template)
-        probs = torch.sigmoid(logits) if multi else torch.softmax(logits, dim=-1)
-        return probs[:, index].tolist()
-
-    return judge
-
-
-@dataclass
-class RewardJudge:
-    """A thresholded scalar reward/cost model: score = 1.0 if sign * reward > threshold else 0.0.
-
-    Calling it gives the share-of-target scores; ``raw(texts)`` gives the model's raw scalar
-    outputs (unsigned) for analysis. A *cost* model (higher = more harmful, e.g.
-    PKU-Alignment/beaver-7b-v1.0-cost) uses sign=-1: lower cost = safer, so score 1 = safe.
-    """
-
-    tokenizer: object
-    model: object
-    sign: float = 1.0
-    threshold: float = 0.0
-    batch_size: int = 16
-    max_length: int = 512
-    template: str = "{text}"
-
-    def raw(self, texts: Sequence[str]) -> list[float]:
-        return sequence_logits(self.tokenizer, self.model, list(texts),
-                               batch_size=self.batch_size, max_length=self.max_length,
-                               template=self.template)[:, 0].tolist()
-
-    def __call__(self, texts: Sequence[str]) -> list[float]:
-        return [float(self.sign * r > self.threshold) for r in self.raw(texts)]
-
-
-def reward_judge(path: str | Path, sign: float = 1.0, threshold: float = 0.0,
-                 batch_size: int = 16, device: str = "cpu", max_length: int = 512, *,
-                 dtype: str = "float32", template: str = "{text}",
-                 key_mapping: dict | None = None) -> RewardJudge:
-    """A ``RewardJudge`` over a scalar (num_labels=1) reward or cost model; cost models take
-    sign=-1. Scores the completion text alone (``template`` may wrap it)."""
-    tokenizer, model = load_sequence_model(path, device=device, dtype=dtype,
-                                           key_mapping=key_mapping)
-    if model.config.num_labels != 1:
-        raise ValueError(f"reward model {path} has {model.config.num_labels} outputs, not one "
-                         "scalar (use kind: classifier)")
-    return RewardJudge(tokenizer, model, float(sign), float(threshold), batch_size, max_length,
-                       template)
-
-
-def reward_scores(judge: RewardJudge, texts: Sequence[str]) -> list[float]:
-    """The raw scalar rewards (or costs) a ``RewardJudge`` thresholds."""
-    return judge.raw(texts)
-
-
-JUDGE_OPTIONS = {
-    "exact": (),
-    "classifier": ("path", "target_label", "batch_size", "device", "max_length", "dtype",
-                   "template", "key_mapping"),
-    "reward": ("path", "sign", "threshold", "batch_size", "device", "max_length", "dtype",
-               "template", "key_mapping"),
-}
-
-
-def make_judge(spec: dict, task: str) -> Judge:
-    """A judge from a config spec: ``kind`` exact (the world's exact judge for ``task``),
-    classifier (path, target_label, ...) or reward (path, sign, threshold, ...)."""
-    kind = spec.get("kind")
-    if kind not in JUDGE_OPTIONS:
-        raise ValueError(f"unknown judge kind {kind!r} (known: {', '.join(JUDGE_OPTIONS)})")
-    options = {k: v for k, v in spec.items() if k != "kind"}
-    unknown = sorted(set(options) - set(JUDGE_OPTIONS[kind]))
-    if unknown:
-        raise ValueError(f"judge kind {kind!r} takes no option {unknown[0]!r} "
-                         f"(options: {', '.join(JUDGE_OPTIONS[kind]) or 'none'})")
-    if kind == "exact":
-        return exact_judge(task)
-    if "path" not in options or (kind == "classifier" and "target_label" not in options):
-        raise ValueError(f"judge kind {kind!r} needs 'path'"
-                         + (" and 'target_label'" if kind == "classifier" else ""))
-    return (classifier_judge if kind == "classifier" else reward_judge)(**options)
+def write_data(*, datasets: dict, pretrain_text: dict, sizes: dict, seed: int,
+               tasks: list[str], outdir: str | Path) -> None:
+    """Adapt every task's dataset into task tables, and sample pretraining-style text."""
+    outdir = Path(outdir)
+    for task in tasks:
+        spec = datasets[task]
+        counts = write_task(task, spec["source"], spec.get("mapping", {}), sizes, seed,
+                            outdir / task)
+        log.info("task %s: %s", task, counts)
+    write_pretrain(pretrain_text["source"], pretrain_text.get("n_docs", 200), seed,
+                   outdir / "pretrain_heldout.parquet")
