@@ -18,7 +18,7 @@ report: $(VENV)/.installed
 	$(OFFLINE) $(VENV)/bin/snakemake --cores $(CORES) --report results/toy/report.html
 
 test: $(VENV)/.installed
-	$(OFFLINE) $(PY) -m pytest -q -rs
+	$(OFFLINE) $(PY) -m pytest -q -rs --durations=20
 
 # The code at its commit, the exact installed packages (requirements.lock) and the study's manifest.
 archive: $(VENV)/.installed
