@@ -35,8 +35,8 @@ STATEMENTS = {
           "stiffer pretrained state once there.",
     "C8": "Bidirectional: aligning on the contrary data first, then perturbing with the target "
           "data, shows the same two-phase rebound.",
-    "E1": "Retained stiffness: after springing back to the base level, moving 2 nats beyond it "
-          "takes more examples than leaving the base the first time (S > 1).",
+    "E1": "Retained stiffness: after springing back to the base level, moving claims.beyond "
+          "nats past it takes more examples than leaving the base the first time (S > 1).",
     "E2": "Context recovery: during the perturbation the pretrained cue -> behaviour mapping comes "
           "back (peak cue gap minus the gap right after alignment, as a share of the base's).",
     "C1": "Resistance: fine-tuning a later saved model back on an earlier one's answers (inverse) "
