@@ -101,9 +101,9 @@ def killed_run(tmp_path_factory, unpacked_archive) -> dict:
         env["PYTHONPATH"] = os.pathsep.join([str(workdir / "src"), env["PYTHONPATH"]])
     start = time.monotonic()
     with open(workdir / "killed.out", "w") as out:
-        proc = subprocess.Popen([*SMOKE, *TARGETS], cwd=workdir, env=env, stdout=out,
-                                stderr=subprocess.STDOUT,
-                                start_new_session=True)
+        # targets before the options: --configfile takes every word that follows it
+        proc = subprocess.Popen([SMOKE[0], *TARGETS, *SMOKE[1:]], cwd=workdir, env=env,
+                                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
             wait_for_training(workdir, proc)
         finally:
