@@ -161,3 +161,19 @@ def test_lora_rebound_keeps_adapters_that_reload(pretrained_model, tiny_tokenize
         assert abs(metrics[col] - row[col]) < 1e-4, col
     assert abs(rows.query("n_pos == 16 and n_neg == 0")["logodds"].iloc[0]
                - rows.query("n_pos == 0 and n_neg == 0")["logodds"].iloc[0]) > 1e-3
+
+
+def test_full_trainable_once_trains_the_given_model_without_a_copy():
+    from springback.adapters import Trainable
+    from springback.train import finetune
+
+    given = model()
+    before = {k: v.detach().clone() for k, v in given.state_dict().items()}
+    t = Trainable(given, {"kind": "full"}, once=True)
+    assert t.fresh(seed=1) is given and t._base is None
+    finetune(given, examples(1, 8), save_at=[8], batch_size=4, lr=1e-2, seed=1, pad_id=PAD,
+             save=lambda *_: None)
+    assert any(not torch.equal(v, given.state_dict()[k]) for k, v in before.items())
+    other = model()
+    kept = Trainable(other, {"kind": "full"})  # the default copies and can return to the base
+    assert kept.fresh(seed=1) is not other and kept._base is not None

@@ -48,11 +48,15 @@ class Trainable:
     """The model of a job's runs, trained in place; the base itself stays untouched (full) or
     frozen under the adapter (LoRA)."""
 
-    def __init__(self, base, spec: dict | None = None):
+    def __init__(self, base, spec: dict | None = None, *, once: bool = False):
+        """``once``: ``base`` is handed over to be trained a single time (a released pair's arm):
+        full fine-tuning then trains it in place, with no copy and no snapshot to return to."""
         self.spec = check_spec(spec)
+        self._base = None
         if self.spec["kind"] == "full":
-            self.model = copy.deepcopy(base)
-            self._base = self.snapshot()
+            self.model = base if once else copy.deepcopy(base)
+            if not once:
+                self._base = self.snapshot()
         else:
             from peft import get_peft_model
 
@@ -71,7 +75,8 @@ class Trainable:
     def fresh(self, seed: int):
         """The model reset to the base: LoRA, a new adapter drawn from ``seed`` (B = 0)."""
         if not self.lora:
-            self.restore(self._base)
+            if self._base is not None:
+                self.restore(self._base)
             return self.model
         from peft.tuners.lora import LoraLayer
 

@@ -68,7 +68,7 @@ def perturb_pair(*, pair: str, base_dir: str | Path, aligned_dir: str | Path, ta
     for n_pos, model_dir in ((0, base_dir), (RELEASED, aligned_dir)):
         # each arm trains its own copy loaded from disk: the base prepare() loaded stays
         # untouched as the reference of KL (a LoRA adapter wraps the model it is given)
-        model = Trainable(models.load_model(model_dir, **runtime), adapter).fresh(seed)
+        model = Trainable(models.load_model(model_dir, **runtime), adapter, once=True).fresh(seed)
         key = {"task": task, "direction": direction, "seed": seed, "aligned": ARMS[n_pos],
                "n_pos": n_pos}
         tune(model, negatives, save_at=n_neg, seed=seed, pad_id=pad, **train,
