@@ -1,10 +1,14 @@
 """Where a study's wall time goes: per stage, Snakemake's `benchmark:` seconds, and the share of
 process start-up (interpreter + imports, measured by re-running each job type's imports) in the
-total. Run after a study: .venv/bin/python benchmarks/study_overhead.py [results/toy]
+total; given the run's Snakemake output (``--log``), also each stage's span of wall-clock time
+(first job started, last job finished, minutes from the run's start).
+Run after a study: .venv/bin/python benchmarks/study_overhead.py [results/toy] [--log FILE]
 """
 
 from __future__ import annotations
 
+import argparse
+import re
 import subprocess
 import sys
 import time
@@ -43,8 +47,47 @@ def job_times(study: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ [\d:]+ \d{4})\]$")
+START = re.compile(r"^(?:local)?rule (\w+):$")
+JOBID = re.compile(r"^\s+jobid: (\d+)$")
+DONE = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
+
+
+def stage_spans(log: str) -> pd.DataFrame:
+    """Per rule of a Snakemake run's output: jobs, first start and last finish (seconds from the
+    first job's start), read from the ``[date]`` stamps Snakemake prints before each event."""
+    stamp, pending, events = None, None, []
+    for line in log.splitlines():
+        if m := STAMP.match(line):
+            stamp = pd.Timestamp(time.strftime("%Y-%m-%d %H:%M:%S",
+                                               time.strptime(m[1], "%a %b %d %H:%M:%S %Y")))
+        elif m := START.match(line):
+            pending = m[1]
+        elif (m := JOBID.match(line)) and pending:
+            events.append({"rule": pending, "job": int(m[1]), "start": stamp})
+            pending = None
+        elif m := DONE.match(line):
+            events.append({"rule": m[2], "job": int(m[1]), "end": stamp})
+    frame = pd.DataFrame(events)
+    t0 = frame["start"].min()
+    spans = frame.groupby("rule").agg(jobs=("start", "count"), first=("start", "min"),
+                                      last=("end", "max"))
+    spans["first"] = (spans["first"] - t0).dt.total_seconds()
+    spans["last"] = (spans["last"] - t0).dt.total_seconds()
+    return spans.sort_values("first")
+
+
 def main() -> None:
-    study = Path(sys.argv[1] if len(sys.argv) > 1 else "results/toy")
+    parser = argparse.ArgumentParser()
+    parser.add_argument("study", nargs="?", default="results/toy")
+    parser.add_argument("--log", help="the run's Snakemake output, for each stage's span")
+    args = parser.parse_args()
+    study = Path(args.study)
+    if args.log:
+        spans = stage_spans(Path(args.log).read_text())
+        print("stage spans (seconds from the first job's start):")
+        print(spans.to_string())
+        print(f"wall time from first start to last finish: {spans['last'].max():.0f} s\n")
     jobs = job_times(study)
     jobs["rule"] = jobs["rule"].replace({"base": "pretrain", "evaluate": "evaluate"})
     per_stage = jobs.groupby("rule")["seconds"].agg(["count", "sum"])

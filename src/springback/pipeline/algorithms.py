@@ -76,5 +76,6 @@ def algorithms(*, base_dir, task_dirs: dict[str, Path], pretrain_heldout, algori
                                   batch_size=batch_size, lr=lr.get(algo), options=options.get(algo, {}))
                     log.info("%s %s %s seed %d done (%d checkpoints)", algo, task, direction,
                              seed, len(record.rows))
+    log.info(record.summary())
     write(record, tok, base_dir=base_dir, task_dirs=task_dirs, directions=directions,
           params=params, out_metrics=out_metrics, out_prompts=out_prompts)

@@ -18,6 +18,7 @@ import copy
 import functools
 import json
 import logging
+import time
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,7 @@ class Recorder:
         self.tok, self.sets, self.eval_cfg, self.text_at = tok, sets, eval_cfg, text_at
         self.keep, self.out_models, self.params = keep, out_models, params
         self.rows, self.prompt_rows = [], []
+        self.seconds, self.n_text = 0.0, 0  # evaluation time and checkpoints with text metrics
 
     def fresh(self) -> "Recorder":
         """A recorder of the same settings with no rows yet."""
@@ -93,12 +95,20 @@ class Recorder:
         """Append another recorder's rows after this one's."""
         self.rows += other.rows
         self.prompt_rows += other.prompt_rows
+        self.seconds, self.n_text = self.seconds + other.seconds, self.n_text + other.n_text
+
+    def summary(self) -> str:
+        """Evaluation cost so far, for the job's log."""
+        n = max(len(self.rows), 1)
+        return (f"evaluation: {len(self.rows)} checkpoints ({self.n_text} with text metrics) in "
+                f"{self.seconds:.1f} s, {self.seconds / n:.3f} s per checkpoint")
 
     def __call__(self, model, key: dict) -> None:
-        ev = self.sets[key["task"]]
+        ev, text, start = self.sets[key["task"]], key["n_neg"] in self.text_at, time.perf_counter()
         metrics, per_prompt = evaluate_checkpoint(
-            model, self.tok, ev, seed=key["seed"], text=key["n_neg"] in self.text_at,
-            sample=self.eval_cfg["sample"])
+            model, self.tok, ev, seed=key["seed"], text=text, sample=self.eval_cfg["sample"])
+        self.seconds += time.perf_counter() - start
+        self.n_text += text
         self.rows.append({**key, **metrics})
         self.prompt_rows.append(pd.DataFrame({
             **key, "prompt": np.arange(len(ev.prompt_ids)), "context": ev.contexts,
@@ -255,6 +265,7 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
                         tune=tune)
             log.info("run %d/%d done: %s %s seed %d (%d checkpoints so far)", i + 1,
                      len(job_runs), task, direction, seed, len(record.rows))
+    log.info(record.summary())
     write(record, tok, base_dir=base_dir, task_dirs=task_dirs, directions=directions,
           params=params, out_metrics=out_metrics, out_prompts=out_prompts)
 
