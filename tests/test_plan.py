@@ -151,3 +151,31 @@ def test_plan_reads_hub_sizes_not_the_toy_world(tmp_path):
     assert more["sentiment"]["sampled_tokens"] == 2 * base["sampled_tokens"]
     assert more["sentiment"]["eval_tokens"] > base["eval_tokens"]
     assert toy["per_task"]["sentiment"] == base
+
+
+def test_released_pairs_are_planned(tmp_path):
+    """A pair is a GPU job per task x seed with two arms perturbed along n_neg (no alignment),
+    the reference base held beside the trained arm, and the released model fetched."""
+    pairs = {"chat": {"base": {"id": "Qwen/Qwen1.5-0.5B"}, "aligned": {"id": "Qwen/Qwen1.5-0.5B-Chat"},
+                      "tasks": ["safety"], "seeds": [1, 2]},
+             "other": {"base": {"id": "Qwen/Qwen1.5-4B"}, "aligned": {"id": "Qwen/Qwen1.5-4B-Chat"},
+                       "tasks": ["sentiment", "safety"]}}
+    without, p = hub_plan(tmp_path), hub_plan(tmp_path, {"pairs": pairs})
+    rows = {r["base"]: r for r in p["rows"]}
+    chat, other = rows["pair chat"], rows["pair other"]
+    assert (chat["jobs"], chat["runs"]) == (2, 4)
+    assert other["jobs"] == 2 * 3  # two tasks x the study's three seeds (rebound.seeds)
+    hub = yaml.safe_load(HUB.read_text())
+    n_neg = hub["rebound"]["n_neg"]
+    base = rows[next(b["size"] for b in hub["rebound"]["bases"]
+                     if hub["hub"]["models"][b["size"]]["id"] == "Qwen/Qwen1.5-0.5B")]
+    per_example = base["per_task"]["safety"]["tokens_per_example"]
+    assert chat["train_tokens"] == pytest.approx(4 * max(n_neg) * per_example)
+    assert chat["checkpoints_per_run"] == len(n_neg) and chat["kept_per_run"] == 0
+    # the reference base beside the trained arm: one more copy of the weights than a run
+    assert chat["peak_gb"] > base["per_task"]["safety"]["peak_gb"]
+    # the base is a study base already: only the released model is fetched
+    assert chat["weights_gb"] == pytest.approx(base["weights_gb"])
+    for key in ("jobs", "gpu_hours", "train_tokens"):
+        assert p["totals"][key] == pytest.approx(
+            without["totals"][key] + chat[key] + other[key]), key

@@ -31,8 +31,12 @@ Every number is an ESTIMATE from a throughput model; its assumptions are the fie
   EOS; safety an assumed ``safety_tokens``.
 - Each job pays ``job_overhead_min`` (loading the model and judge, tokenising the sets).
 
-Not counted: the CPU jobs (hub_data, fetches, tables, figures, report), the regime screen and
-released pairs.
+Released pairs (``pairs:``): one GPU job per pair x task x seed, each perturbing two arms (the
+base and the released model) along n_neg from their own start, nothing kept; the job holds the
+reference base beside the trained arm (one more copy of the weights), and the released model's
+weights (and the base's, unless it is a study base) are fetched.
+
+Not counted: the CPU jobs (hub_data, fetches, tables, figures, report) and the regime screen.
 """
 
 from __future__ import annotations
@@ -48,7 +52,7 @@ from pathlib import Path
 
 import yaml
 
-from springback.config import ConfigError, check_grids, check_hub, check_schema
+from springback.config import ConfigError, check_grids, check_hub, check_schema, pair_spec
 
 ADAPTER_BYTES = 4        # peft keeps the LoRA adapter in float32 (trained and saved)
 ADAM_STATES = 2          # AdamW's m and v per trained parameter, in the parameter's dtype
@@ -438,17 +442,61 @@ def base_row(cfg: dict, base: dict, a: Assumptions) -> dict:
     }
 
 
+def pair_grid(cfg: dict) -> Grid:
+    """One arm of a released pair: no alignment, perturbed along n_neg from its own start."""
+    from springback.pipeline.rebound import text_points
+
+    rb = cfg["rebound"]
+    examples = max(rb["n_neg"])
+    text = text_points(rb["n_neg"], cfg["evaluate"]["text_at"])
+    return Grid(examples, examples // rb["batch_size"], len(rb["n_neg"]), len(text), 0, 1)
+
+
+def pair_row(cfg: dict, name: str, study_ids: set[str], a: Assumptions) -> dict:
+    """One released pair: its jobs (task x seed, two arms each), tokens, hours, peak memory
+    (the reference base beside the trained arm) and disk (the fetched models)."""
+    spec, g = pair_spec(cfg, name), pair_grid(cfg)
+    arch = architecture(spec["base"]["id"], f"pairs.{name}.base")
+    reference_gb = total_params(arch) * DTYPE_BYTES[cfg["hub"]["dtype"]] / 1e9
+    by_task = {}
+    for t in spec["tasks"]:
+        cost = run_cost(cfg, arch, t, g, a)
+        by_task[t] = {**cost, "peak_gb": cost["peak_gb"] + reference_gb}
+    arms = [by_task[t] for t in spec["tasks"] for _ in spec["seeds"] for _ in range(2)]
+    job_hours = {t: 2 * sum(c["hours"].values()) for t, c in by_task.items()}
+    jobs, overhead = len(arms) // 2, a.job_overhead_min / 60
+    fetched = 1 + (spec["base"]["id"] not in study_ids)
+    weights_gb = fetched * total_params(arch) * a.stored_bytes / 1e9
+    return {
+        "base": f"pair {name}", "id": spec["aligned"]["id"], "params": total_params(arch),
+        "trained_params": adapter_params(cfg, arch), "runs": len(arms), "jobs": jobs,
+        "steps_per_run": g.steps, "checkpoints_per_run": g.checkpoints,
+        "text_checkpoints_per_run": g.text_checkpoints, "kept_per_run": 0,
+        **{k: sum(c[k] for c in arms) for k in
+           ("train_tokens", "eval_tokens", "sampled_tokens", "judged_tokens")},
+        "hours_per_job": max(job_hours.values()) + overhead,
+        "gpu_hours": sum(sum(c["hours"].values()) for c in arms) + jobs * overhead,
+        "peak_gb": max(c["peak_gb"] for c in by_task.values()),
+        "weights_gb": weights_gb, "checkpoints_gb": 0.0, "disk_gb": weights_gb,
+        "per_task": by_task,
+    }
+
+
 def judges_gb(cfg: dict, a: Assumptions) -> float:
     """Fetched judge models (one per task whose samples a model judges)."""
     return sum(judge_params(cfg, t) for t in cfg["rebound"]["tasks"]) * a.stored_bytes / 1e9
 
 
 def make_plan(cfg: dict, a: Assumptions | None = None) -> dict:
-    """Rows per base of the study (hub mode: the rebound bases) and their totals."""
+    """Rows per base of the study (hub mode: the rebound bases), per released pair, and their
+    totals."""
     from springback.experiments import study_bases
 
     a = a or Assumptions()
-    rows = [base_row(cfg, b, a) for b in study_bases(cfg)]
+    bases = study_bases(cfg)
+    rows = [base_row(cfg, b, a) for b in bases]
+    study_ids = {cfg["hub"]["models"][b["size"]]["id"] for b in bases}
+    rows += [pair_row(cfg, name, study_ids, a) for name in cfg.get("pairs") or {}]
     totals = {k: sum(r[k] for r in rows) for k in SUMMED}
     totals |= {k: max(r[k] for r in rows) for k in ("hours_per_job", "peak_gb")}
     totals |= {"judges_gb": judges_gb(cfg, a)}
@@ -514,7 +562,9 @@ def render(plan: dict, cfg: dict, sources: list[str]) -> str:
             cells({**t, "base": "total"}, a.gpu_gb)]
     return "\n".join([
         f"springback plan (an ESTIMATE) of study {plan['study']!r}: {' + '.join(sources)}",
-        f"rebound jobs only (rebound.job {rb['job']}). One run aligns on {max(rb['n_pos'])} "
+        f"rebound jobs (rebound.job {rb['job']}) and released pairs (a job per pair x task x "
+        f"seed: two arms perturbed on {max(rb['n_neg'])} examples). One run aligns on "
+        f"{max(rb['n_pos'])} "
         f"examples, then perturbs on {max(rb['n_neg'])} from each of {g.snapshots} starts",
         f"(the base and n_pos {rb['n_pos']}): {g.steps} steps of {rb['batch_size']}; "
         f"{g.checkpoints} checkpoints evaluated ({g.text_checkpoints} with bits/byte + KL), "
