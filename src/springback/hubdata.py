@@ -138,12 +138,17 @@ def _examples(texts: Sequence[str], context: str, pw: int, cw: int) -> dict[str,
     return rows
 
 
+def sentiment_words(mapping: dict) -> tuple[int, int]:
+    """(prompt_words, completion_words) of a sentiment mapping: defaults 8 and 48."""
+    return int(mapping.get("prompt_words", 8)), int(mapping.get("completion_words", 48))
+
+
 def _sentiment_reviews(frame: pd.DataFrame, mapping: dict) -> tuple[list[str], list[str]]:
     """(positive, negative) cleaned, de-duplicated reviews long enough to split."""
     text, label = mapping.get("text", "text"), mapping.get("label", "label")
     _require_columns(frame, [text, label], "sentiment")
     frame = pd.DataFrame({"text": frame[text].map(_clean), "label": frame[label]})
-    frame = frame[frame["text"].str.split().str.len() > int(mapping.get("prompt_words", 8))]
+    frame = frame[frame["text"].str.split().str.len() > sentiment_words(mapping)[0]]
     frame = frame.drop_duplicates("text")
     positive = frame["label"] == mapping.get("positive", 1)
     negative = (frame["label"] == mapping["negative"]) if "negative" in mapping else ~positive
@@ -160,7 +165,7 @@ def adapt_sentiment(frame: pd.DataFrame, mapping: dict, sizes: dict, seed: int) 
     negative (optional: else every other label is negative), prompt_words, completion_words.
     """
     pool, heldout, n_prompts = _sizes(sizes)
-    pw, cw = int(mapping.get("prompt_words", 8)), int(mapping.get("completion_words", 48))
+    pw, cw = sentiment_words(mapping)
     pos_name, neg_name = mapping.get("contexts", ("pos", "neg"))
     rng = np.random.default_rng(seed)
     tables: Tables = {"prompts": {c: [] for c in PROMPT_COLUMNS}}

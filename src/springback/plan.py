@@ -250,10 +250,13 @@ class TaskShape:
 
 
 def task_shape(cfg: dict, task: str, a: Assumptions) -> TaskShape:
+    from springback.hubdata import sentiment_words
+
     mapping = cfg["hub"]["datasets"][task].get("mapping", {})
-    if task == "sentiment":  # springback.hubdata.adapt_sentiment's defaults: 8 and 48 words
-        prompt = mapping.get("prompt_words", 8) * a.tokens_per_word
-        example = prompt + mapping.get("completion_words", 48) * a.tokens_per_word + 2
+    if task == "sentiment":  # the words springback.hubdata.adapt_sentiment cuts a review into
+        prompt_words, completion_words = sentiment_words(mapping)
+        prompt = prompt_words * a.tokens_per_word
+        example = prompt + completion_words * a.tokens_per_word + 2
     else:
         prompt, words = a.safety_prompt_tokens, mapping.get("completion_words")
         example = prompt + words * a.tokens_per_word + 2 if words else a.safety_tokens
