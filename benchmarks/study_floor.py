@@ -51,22 +51,18 @@ def flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def ladder(study: Path, world: str, size: str, pseed: int) -> list[Path]:
-    return sorted((study / "base" / world / size / f"pseed-{pseed}").glob("tokens-*"),
-                  key=lambda p: int(p.name[7:]))
-
-
-def provenance(path: Path) -> dict:
-    return json.loads(path.read_text())
+def largest(pretraining: Path) -> Path:
+    """The largest-budget checkpoint of one pretraining job's ladder (``.../pseed-N``)."""
+    return max(pretraining.glob("tokens-*"), key=lambda p: int(p.name[7:]))
 
 
 def per_unit(study: Path, size: str, task: str, train: dict) -> dict[str, float]:
     """FLOPs per pretraining token, per fine-tuning example, per behaviour and text evaluation
     of the study's own main base of ``size`` (pretraining seed 0, its largest budget)."""
-    path = ladder(study, "main", size, 0)[-1]
+    path = largest(study / "base" / "main" / size / "pseed-0")
     tok, model = models.load_tokenizer(path), models.load_model(path)
     pad = models.special_ids(tok)["pad"]
-    pre_cfg = provenance(path / "provenance.json")["params"]["pretrain"]
+    pre_cfg = models.read_provenance(path)["params"]["pretrain"]
     ctx, batch = pre_cfg["context"], pre_cfg["batch_size"]
     ids = torch.randint(4, model.config.vocab_size, (batch, ctx))
     pre = flops(lambda: model(input_ids=ids, labels=ids).loss.backward()) / (batch * ctx)
@@ -85,8 +81,7 @@ def per_unit(study: Path, size: str, task: str, train: dict) -> dict[str, float]
     ev = eval_set(tok, task=task, task_dir=study / "world" / task,
                   pretrain_heldout=study / "world" / "pretrain_heldout.parquet", context=ctx,
                   eval_cfg={"max_new_tokens": 1, "temperature": 1.0, "batch_size": 64})
-    set_base(models.load_model(path), ev)
-    model.eval()
+    set_base(model, ev)  # the same weights: the cached reference costs what a base's would
     with torch.no_grad():
         text_metrics(model, ev)  # fills the base's cache, as a job's first checkpoint does
         beh = flops(lambda: behaviour_probs(model, ev))
@@ -112,13 +107,12 @@ def main() -> None:
     rows, jobs_metrics = [], sorted((study / "rebound").rglob("metrics.csv"))
     if not jobs_metrics:
         raise SystemExit(f"{study}: no rebound/**/metrics.csv (not a finished toy study)")
-    train = provenance(Path(f"{jobs_metrics[0]}.provenance.json"))["params"]
+    train = json.loads(Path(f"{jobs_metrics[0]}.provenance.json").read_text())["params"]
     first_task = pd.read_csv(jobs_metrics[0])["task"].iloc[0]
-    for path in sorted((study / "base").glob("*/*/pseed-*")):
-        tokens = int(ladder(study, path.parents[1].name, path.parent.name,
-                            int(path.name[6:]))[-1].name[7:])
+    for job in sorted((study / "base").glob("*/*/pseed-*")):  # <world>/<size>/pseed-N
+        tokens = models.read_provenance(largest(job))["tokens"]
         rows.append({"stage": "pretrain",
-                     "flops": tokens * unit(path.parent.name, first_task, train)["pretrain_token"]})
+                     "flops": tokens * unit(job.parent.name, first_task, train)["pretrain_token"]})
     for metrics in jobs_metrics:
         frame = pd.read_csv(metrics)
         # examples a run trains on: phase 1 to the largest n_pos, then phase 2 to the largest

@@ -277,14 +277,17 @@ class Grid:
     snapshots: int         # alignment snapshots held at once (base + every n_pos)
 
 
-def run_grid(cfg: dict) -> Grid:
+def run_grid(cfg: dict, *, pair_arm: bool = False) -> Grid:
+    """A rebound run; ``pair_arm``: one arm of a released pair (no alignment, perturbed along
+    n_neg from its own start, nothing kept)."""
     from springback.pipeline.rebound import kept, text_points
 
     rb, text_at = cfg["rebound"], cfg["evaluate"]["text_at"]
-    starts = 1 + len(rb["n_pos"])  # perturbed from the base and from every n_pos snapshot
-    examples = max(rb["n_pos"]) + starts * max(rb["n_neg"])
+    n_pos = [] if pair_arm else rb["n_pos"]
+    starts = 1 + len(n_pos)  # perturbed from the base and from every n_pos snapshot
+    examples = max(n_pos, default=0) + starts * max(rb["n_neg"])
     text = text_points(rb["n_neg"], text_at)
-    keep = sum(kept(rb["keep"], n) for n in rb["n_neg"])
+    keep = 0 if pair_arm else sum(kept(rb["keep"], n) for n in rb["n_neg"])
     return Grid(examples, examples // rb["batch_size"], starts * len(rb["n_neg"]),
                 starts * len(text), starts * keep, starts)
 
@@ -445,20 +448,10 @@ def base_row(cfg: dict, base: dict, a: Assumptions) -> dict:
     }
 
 
-def pair_grid(cfg: dict) -> Grid:
-    """One arm of a released pair: no alignment, perturbed along n_neg from its own start."""
-    from springback.pipeline.rebound import text_points
-
-    rb = cfg["rebound"]
-    examples = max(rb["n_neg"])
-    text = text_points(rb["n_neg"], cfg["evaluate"]["text_at"])
-    return Grid(examples, examples // rb["batch_size"], len(rb["n_neg"]), len(text), 0, 1)
-
-
 def pair_row(cfg: dict, name: str, study_ids: set[str], a: Assumptions) -> dict:
     """One released pair: its jobs (task x seed, two arms each), tokens, hours, peak memory
     (the reference base beside the trained arm) and disk (the fetched models)."""
-    spec, g = pair_spec(cfg, name), pair_grid(cfg)
+    spec, g = pair_spec(cfg, name), run_grid(cfg, pair_arm=True)
     arch = architecture(spec["base"]["id"], f"pairs.{name}.base")
     reference_gb = total_params(arch) * DTYPE_BYTES[cfg["hub"]["dtype"]] / 1e9
     by_task = {}
@@ -474,7 +467,7 @@ def pair_row(cfg: dict, name: str, study_ids: set[str], a: Assumptions) -> dict:
         "base": f"pair {name}", "id": spec["aligned"]["id"], "params": total_params(arch),
         "trained_params": adapter_params(cfg, arch), "runs": len(arms), "jobs": jobs,
         "steps_per_run": g.steps, "checkpoints_per_run": g.checkpoints,
-        "text_checkpoints_per_run": g.text_checkpoints, "kept_per_run": 0,
+        "text_checkpoints_per_run": g.text_checkpoints, "kept_per_run": g.kept,
         **{k: sum(c[k] for c in arms) for k in
            ("train_tokens", "eval_tokens", "sampled_tokens", "judged_tokens")},
         "hours_per_job": max(job_hours.values()) + overhead,
