@@ -3,15 +3,17 @@
 # Path scheme (every output of a study lives under results/<study>/):
 #   world/{pretrain,pretrain_heldout}.parquet, world/<task>/{align,perturb,prompts,...}.parquet
 #   tokenizer/                                       word-level tokenizer trained on D_p (toy)
-#   world/mirror/{pretrain,pretrain_heldout}.parquet  the mirror world's D_p (same tasks)
+#   world/<world>/{pretrain,pretrain_heldout}.parquet D_p of every other world (config worlds)
 #   base/<world>/<size>/pseed-<p>/tokens-<N>/         pretraining ladder (N tokens seen; 0 = init)
 #                                                     or, in hub mode, base/hub/<name>/pseed-0/...
 #   judges/<task>/                                    fetched judge models (hub mode)
 #   rebound/<world>/<size>/pseed-<p>/tokens-<N>/      one job: every run of one base, evaluated
-#       {metrics.csv, prompts.parquet}                in memory at every checkpoint
+#       {metrics.csv, prompts.parquet,                in memory at every checkpoint; bits of
+#        documents.parquet}                           every held-out document at text points
 #       models/<task>/<direction>/seed-<s>/q1-<n_pos>/q2-<n_neg>/   kept checkpoints (config keep)
 #   resistance/<world>/<size>/tokens-<N>.csv         forward vs inverse alignment (claim C1)
 #   algorithms/<world>/<size>/pseed-<p>/tokens-<N>/   the rebound by DPO, KTO, SimPO, GRPO (C6)
+#   compression/documents.csv                        each range-coded document's code length
 #   metrics/ladder.csv
 #   tables/{checkpoints,curves,elasticity,runs,regime,screen}.csv, tables/prompts.parquet
 #   claims.csv, figures/*.{png,pdf}

@@ -17,6 +17,7 @@ rule algorithms:
     benchmark:
         "results/{study}/benchmarks/algorithms/{world}/{size}/pseed-{pseed}/tokens-{tokens}.tsv"
     threads: job_threads()
+    priority: longest_first(20)  # its jobs are the longest after pretraining
     resources:
         mem_mb=job_mem(4000),
         runtime=job_runtime(120),

@@ -29,7 +29,7 @@ HUB = config["hub"]
 
 wildcard_constraints:
     study=STUDY,
-    world="main|mirror|hub",
+    world="|".join(["main", "hub", *experiments.worlds(config)]),
     size="[A-Za-z0-9_]+",
     pseed="[0-9]+",
     tokens="[0-9]+",
@@ -42,8 +42,8 @@ BASES = experiments.study_bases(config)  # every base of the study's experiments
 
 
 def world_seeds():
-    """Pretraining seeds per world: toy, the main world and (if any seeds) its mirror; hub, one
-    fetched model per name."""
+    """Pretraining seeds per world: toy, the main world and every world of `worlds` with seeds;
+    hub, one fetched model per name."""
     return experiments.world_seeds(config)
 
 
@@ -74,6 +74,18 @@ def scaled_mem(base_mb):
     return lambda wildcards, attempt: base_mb * attempt
 
 
+def longest_first(rank):
+    """priority: of a model job, so that the longest jobs start first and no core idles at the
+    tail: ``rank`` orders the rules (higher starts first), and within a rule a larger model size
+    of config models (more non-embedding weights) adds 1 per step up the ladder; any other size
+    (a hub model's name) adds nothing."""
+    arch = config["models"]
+    ladder = sorted(arch, key=lambda s: arch[s]["layers"] * arch[s]["hidden"]
+                    * (4 * arch[s]["hidden"] + 3 * arch[s]["intermediate"]))
+    return lambda wildcards: rank + (ladder.index(wildcards.size) + 1
+                                     if wildcards.size in ladder else 0)
+
+
 TASK_TABLES = ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
 
 
@@ -83,17 +95,26 @@ def task_tables(root):
             for name in TASK_TABLES}
 
 
+WORLD_CORPUS = "results/{study}/world/{world}"  # D_p of a world besides main (rule world_corpus)
+
+
+def world_file(study, world, name):
+    """The parquet file of ``name`` (pretrain or pretrain_heldout) of a world: the main (or
+    hub) world's from the world job, any other's from its world_corpus job."""
+    if world in ("main", "hub"):
+        return world_tables(study)[name]
+    return f"{WORLD_CORPUS.format(study=study, world=world)}/{name}.parquet"
+
+
 def world_table(name):
     """The parquet file of ``name`` (pretrain or pretrain_heldout) in the job's world."""
-    return lambda wildcards: world_tables(wildcards.study)[
-        name if wildcards.world in ("main", "hub") else f"mirror_{name}"]
+    return lambda wildcards: world_file(wildcards.study, wildcards.world, name)
 
 
 def heldout_by_world(wildcards):
-    """Held-out D_p of every world, by world name (the ladder spans them all)."""
-    tables = world_tables(wildcards.study)
-    return {w: tables["pretrain_heldout" if w in ("main", "hub") else "mirror_pretrain_heldout"]
-            for w in world_seeds()}
+    """Held-out D_p of every pretrained world, by world name (the ladder spans them all)."""
+    return {w: world_file(wildcards.study, w, "pretrain_heldout")
+            for w in sorted({w for w, *_ in ladder()})}
 
 
 def heldout_files(wildcards):
@@ -171,12 +192,14 @@ def base_checkpoint(wildcards):
 
 
 def rebound_settings(wildcards):
-    """What affects a rebound job: grids, the fine-tuning regime, what is kept, and the
-    directions the experiments using its base ask for."""
-    keys = ["tasks", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size", "keep", "adapter",
+    """What affects a rebound job: grids, the fine-tuning regime (lr: rebound.control_lr of its
+    base's role and size, else rebound.lr), what is kept, and the directions the experiments
+    using its base ask for."""
+    keys = ["tasks", "seeds", "n_pos", "n_neg", "loss", "batch_size", "keep", "adapter",
             "trainer", "checkpointing"]
     base = experiments.base_of(config, wildcards.world, wildcards.size, wildcards.tokens)
-    settings = {k: REBOUND[k] for k in keys} | {"directions": base["directions"]}
+    lr = REBOUND["control_lr"].get(base["role"], {}).get(base["size"], REBOUND["lr"])
+    settings = {k: REBOUND[k] for k in keys} | {"lr": lr, "directions": base["directions"]}
     if "task" in wildcards.keys():  # rebound.job run: the job's one run
         settings |= {"tasks": [wildcards.task], "directions": [wildcards.direction],
                      "seeds": [int(wildcards.seed)]}

@@ -21,6 +21,7 @@ rule compression:
             category="Compression",
         ),
         ranks="results/{study}/tables/rank_frequency.csv",
+        documents="results/{study}/compression/documents.csv",
     params:
         code=code_hash("compression"),
         compression=config["compression"],

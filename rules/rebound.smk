@@ -9,6 +9,7 @@ rule rebound:
     output:
         metrics=rebound_path(f"{REBOUND_JOB}{{run}}/metrics.csv"),
         prompts=rebound_path(f"{REBOUND_JOB}{{run}}/prompts.parquet"),
+        documents=rebound_path(f"{REBOUND_JOB}{{run}}/documents.parquet"),
         models=directory(rebound_path(f"{REBOUND_JOB}{{run}}/models")),
     params:
         code=code_hash("rebound"),
@@ -22,6 +23,7 @@ rule rebound:
     benchmark:
         rebound_path("results/{study}/benchmarks/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}{run}.tsv")
     threads: job_threads()
+    priority: longest_first(10)  # after pretraining and algorithms, larger sizes first
     resources:
         mem_mb=job_mem(4000),
         runtime=job_runtime(120),

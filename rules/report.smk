@@ -79,6 +79,11 @@ rule claims:
             caption="../report/theorem.rst",
             category="Tables",
         ),
+        findings=report(
+            "results/{study}/findings.md",
+            caption="../report/findings.rst",
+            category="1. Claims",
+        ),
     params:
         code=code_hash("claims"),
         claims=config["claims"],

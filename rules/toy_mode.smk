@@ -32,8 +32,8 @@ def judge_dirs(wildcards):
 
 
 def model_runtime():
-    """Device, dtype and remote-code policy of model-loading jobs."""
-    return {"device": "cpu", "dtype": "float32", "trust_remote_code": False}
+    """Device, dtype and remote-code policy of model-loading jobs: float32 on toy.device."""
+    return {"device": config["toy"]["device"], "dtype": "float32", "trust_remote_code": False}
 
 
 def job_threads():
@@ -43,8 +43,8 @@ def job_threads():
 
 
 def gpus():
-    """GPUs a model job asks for: none."""
-    return 0
+    """GPUs a model job asks for: one on toy.device cuda, else none."""
+    return int(config["toy"]["device"] == "cuda")
 
 
 def job_mem(toy_mb, hub_mb=64000):
@@ -59,13 +59,10 @@ def job_runtime(toy_min, hub_min=1440):
 
 def world_tables(study="{study}"):
     """Every parquet file the world job writes, by stem (a pattern unless ``study`` is given),
-    i.e. D_p and its held-out part (also the mirror world's, if it has seeds), the task tables
-    and the resistance experiment's tables."""
+    i.e. the main world's D_p and its held-out part, the task tables and the resistance
+    experiment's tables (other worlds' D_p: rule world_corpus)."""
     root = f"results/{study}/world"
-    names = ("pretrain", "pretrain_heldout")
-    tables = {name: f"{root}/{name}.parquet" for name in names}
-    if "mirror" in world_seeds():
-        tables |= {f"mirror_{n}": f"{root}/mirror/{n}.parquet" for n in names}
+    tables = {name: f"{root}/{name}.parquet" for name in ("pretrain", "pretrain_heldout")}
     tables |= task_tables(root)
     resistance = {f"resistance_{n}": f"{root}/resistance/{n}.parquet" for n in ("train", "prompts")}
     return tables | resistance
@@ -74,7 +71,8 @@ def world_tables(study="{study}"):
 def trend_figures():
     """Figures of the size, volume, resistance, compression and algorithms experiments the study
     runs, and the theorem's."""
-    names = {"size": ["size_trend"], "volume": ["volume_trend"], "resistance": ["resistance"],
+    names = {"size": ["size_trend"], "volume": ["volume_trend"], "prior": ["prior_shift"],
+             "resistance": ["resistance"],
              "compression": ["compressors", "rank_frequency"], "algorithms": ["algorithms"]}
     return [n for e, ns in names.items() if e in config["experiments"] for n in ns] + ["theorem"]
 
@@ -94,6 +92,12 @@ def experiment_tables():
     return [f"results/{STUDY}/tables/{n}.csv" for n in ("compressors", "pareto", "ideal")]
 
 
+def world_spec(wildcards):
+    """How a world besides main changes D_p: {mirror, prior} (config worlds)."""
+    spec = experiments.worlds(config)[wildcards.world]
+    return {k: spec[k] for k in ("mirror", "prior")}
+
+
 def arch_of(wildcards):
     return config["models"][wildcards.size]
 
@@ -108,7 +112,7 @@ def ladder_of(wildcards):
 
 def pretrain_settings():
     """Pretraining settings shared by every size (budgets, ladder and seeds are per job)."""
-    skip = ("tokens", "checkpoints", "sizes", "seeds", "mirror_seeds")
+    skip = ("tokens", "checkpoints", "sizes", "seeds")
     return {k: v for k, v in config["pretrain"].items() if k not in skip}
 
 

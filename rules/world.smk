@@ -4,7 +4,6 @@ rule world:
     params:
         code=code_hash("world"),
         world=config["world"],
-        mirror="mirror" in world_seeds(),
     log:
         "results/{study}/logs/world.log",
     benchmark:
@@ -17,6 +16,28 @@ rule world:
         "../envs/springback.yaml"
     script:
         "../workflow/scripts/world.py"
+
+
+rule world_corpus:
+    output:
+        pretrain=f"{WORLD_CORPUS}/pretrain.parquet",
+        pretrain_heldout=f"{WORLD_CORPUS}/pretrain_heldout.parquet",
+    params:
+        code=code_hash("world_corpus"),
+        world=config["world"],
+        spec=world_spec,
+    log:
+        "results/{study}/logs/world/{world}.log",
+    benchmark:
+        "results/{study}/benchmarks/world/{world}.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(4000),
+        runtime=10,
+    conda:
+        "../envs/springback.yaml"
+    script:
+        "../workflow/scripts/world_corpus.py"
 
 
 rule tokenizer:

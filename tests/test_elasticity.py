@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import known_answers as ka
 from springback import elasticity as el
 from springback.claims import claims_table, slope
 
@@ -33,65 +34,80 @@ def test_first_crossing_interpolates_and_is_nan_when_never():
     assert el.first_crossing(x, -y, np.array(-2.0), 1.0) == pytest.approx(15.0)
 
 
-def test_a_straight_line_in_log_odds_is_not_two_phase():
+def test_a_straight_line_has_no_kink_and_no_stiffness_excess():
     k = 0.05
     level, gap = _curves(lambda x: -k * x, lambda x: 6 - k * x)
     stats = _stats(level, gap)
     assert stats["return_count"][1] == pytest.approx(120)
-    assert stats["beyond_count"][1] == pytest.approx(40)
-    assert stats["two_phase"][1] == pytest.approx(1.0)
-    assert stats["stiffness"][1] == pytest.approx(1.0)  # identical arms past the base: S = 1
+    assert stats["return_rate"][1] == pytest.approx(k)
+    assert stats["kink_excess"][1] == pytest.approx(0.0, abs=1e-9)
+    assert stats["stiffness_excess"][1] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_a_kink_at_the_base_level_is_two_phase_with_the_slope_ratio():
+def test_a_kink_at_the_base_level_gives_a_positive_kink_excess():
     fast, slow = 0.1, 0.025
     aligned = lambda x: np.where(x < 64, 6.4 - fast * x, -slow * (x - 64))  # noqa: E731
     level, gap = _curves(lambda x: -slow * x, aligned)
     stats = _stats(level, gap)
     assert stats["return_count"][1] == pytest.approx(64)
-    assert stats["two_phase"][1] == pytest.approx(fast / slow)
-    assert stats["stiffness"][1] == pytest.approx(1.0)
+    assert stats["return_rate"][1] == pytest.approx(fast)
+    # K(0) = ln(fast / slow); both placebo bands lie on one side of the kink: K = 0 there
+    assert stats["kink_excess"][1] == pytest.approx(np.log(fast / slow), rel=0.05)
+    assert np.isnan(stats["kink_excess"][0])  # the departure arm has no lift to scale bands by
 
 
-def test_stiffness_is_the_ratio_of_beyond_to_departure_counts():
-    level, gap = _curves(lambda x: -0.05 * x,                                  # 40 to depart 2 nats
-                         lambda x: np.where(x < 40, 4 - 0.1 * x, -0.0125 * (x - 40)))  # 160 past base
-    stats = _stats(level, gap)
-    assert stats["departure_count"][1] == pytest.approx(40)
-    assert stats["beyond_count"][1] == pytest.approx(160)
-    assert stats["stiffness"][1] == pytest.approx(4.0)
+def test_bands_are_a_share_of_the_arm_s_own_lift():
+    """The same curve scaled down 10x in log-odds (a control that moves less) reads the same."""
+    fast, slow = 0.1, 0.025
+    aligned = lambda x: np.where(x < 64, 6.4 - fast * x, -slow * (x - 64))  # noqa: E731
+    level, gap = _curves(lambda x: -slow * x, aligned)
+    big, small = _stats(level, gap), _stats(level / 10, gap)
+    for name in ("kink_excess", "stiffness_excess"):
+        assert small[name][1] == pytest.approx(big[name][1])
 
 
-def test_a_curve_that_never_returns_has_undefined_return_statistics():
+def test_a_log_shaped_decline_is_neither_kinked_nor_stiff():
+    level, gap = _curves(lambda x: -np.log1p(x / 20), lambda x: 2 - np.log1p(x / 20))
+    stats = _stats(np.asarray(level), gap, band=0.2)
+    assert abs(stats["kink_excess"][1]) < 0.05
+    assert abs(stats["stiffness_excess"][1]) < 0.05
+    assert stats["return_count"][1] > 0
+
+
+def test_a_censored_return_contributes_its_observed_speed():
     level, gap = _curves(lambda x: -0.05 * x, lambda x: 100 - 0.01 * x)
     stats = _stats(level, gap)
-    for name in ("return_count", "beyond_count", "stiffness", "two_phase"):
+    assert np.isnan(stats["return_count"][1])
+    assert stats["return_rate"][1] == pytest.approx(0.01)   # not dropped, not clipped
+    for name in ("kink_excess", "stiffness_excess"):
         assert np.isnan(stats[name][1]), name
 
 
-def test_a_context_blind_model_recovers_nothing_and_a_recovered_gap_counts():
+def test_recovery_is_read_where_the_level_returns_not_at_the_gap_s_maximum():
+    gaps = (lambda x: np.full_like(x, 5.0),
+            lambda x: np.where((x > 60) & (x < 90), 4.0, 0.5))  # a blip, gone by the return
+    level, gap = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x, gaps=gaps)
+    stats = _stats(level, gap)
+    assert stats["return_count"][1] == pytest.approx(120)
+    assert stats["aligned_gap_share"][1] == pytest.approx(0.1)
+    assert stats["recovery"][1] == pytest.approx(0.0)       # at n 120 the gap is 0.5 again
+    gaps = (gaps[0], lambda x: np.where(x >= 112, 3.0, 0.5))  # back by the time it returns
+    level, gap = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x, gaps=gaps)
+    assert _stats(level, gap)["recovery"][1] == pytest.approx(0.5)
+
+
+def test_a_context_blind_model_recovers_nothing():
     level, blind = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x,
                            gaps=(lambda x: np.full_like(x, 5.0), np.zeros_like))
     assert _stats(level, blind)["recovery"][1] == 0.0
     level, no_base_gap = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x)
     assert np.isnan(_stats(level, no_base_gap)["recovery"][1])  # nothing to recover: undefined
-    gaps = (lambda x: np.full_like(x, 5.0),
-            lambda x: np.where((x > 100) & (x < 140), 3.0, 0.5))  # erased to 0.5, back to 3
-    level, gap = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x, gaps=gaps)
-    stats = _stats(level, gap)
-    assert stats["aligned_gap_share"][1] == pytest.approx(0.1)
-    assert stats["peak_gap_share"][1] == pytest.approx(0.6)
-    assert stats["recovery"][1] == pytest.approx(0.5)
-    # a gap that alignment never erased is retained, not recovered
-    level, kept = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x,
-                          gaps=(lambda x: np.full_like(x, 5.0),) * 2)
-    assert _stats(level, kept)["recovery"][1] == 0.0
 
 
 def test_recovery_can_be_read_against_another_base_gap():
     gaps = (lambda x: np.full_like(x, -4.0), lambda x: np.where(x > 100, -3.0, 0.0))  # mirror
     level, gap = _curves(lambda x: -0.05 * x, lambda x: 6 - 0.05 * x, gaps=gaps)
-    assert _stats(level, gap, gap_ref=np.array(4.0))["recovery"][1] == pytest.approx(0.0)
+    assert _stats(level, gap, gap_ref=np.array(4.0))["recovery"][1] == pytest.approx(-0.75)
     assert _stats(level, gap)["recovery"][1] == pytest.approx(0.75)  # own (negative) base gap
 
 
@@ -112,9 +128,12 @@ def test_run_weights_resample_runs_and_row_zero_is_every_run_once():
     assert np.allclose(one.sum((1, 2)), 2)
 
 
-def test_prompt_weights_sum_to_the_prompt_count():
-    c = el.prompt_weights(el.make_draws(20, (1, 1, 7), seed=0), 7)
-    assert np.all(c[0] == 1) and np.allclose(c.sum(1), 7)
+def test_prompt_weights_resample_within_context_and_clean_groups():
+    strata = np.array([0, 0, 1, 1, 1, 2, 3, 3])
+    c = el.prompt_weights(el.make_draws(200, (1, 1, 8), seed=0), strata)
+    assert np.all(c[0] == 1) and np.allclose(c.sum(1), 8)
+    for group in range(4):  # every replicate keeps each group's size
+        assert np.allclose(c[:, strata == group].sum(1), (strata == group).sum())
 
 
 def test_summaries_and_verdicts():
@@ -127,91 +146,79 @@ def test_summaries_and_verdicts():
     assert el.verdict(np.nan, np.nan, 1.0) == "undetermined"
     mostly_nan = np.concatenate([[1.0], np.full(900, np.nan), np.ones(100)])
     assert np.isnan(el.summarise(mostly_nan)[1])
+    assert el.equivalence(-0.1, 0.2, 0.25) == "supported"
+    assert el.equivalence(0.3, 0.5, 0.25) == "refuted"
+    assert el.equivalence(-0.1, 0.4, 0.25) == "inconclusive"
 
 
-# --- the claims table on synthetic per-prompt rows -------------------------------------------
-
-def _prompt_rows(role: str, tokens: int, curve, *, direction="forward", n_p=3, n_f=2, n_q=8,
-                 gap=0.0, noise=0.05, seed=0, **keys) -> pd.DataFrame:
-    """Per-prompt log-odds following ``curve(n_pos, x)``, +-gap/2 by context, with noise."""
-    rng = np.random.default_rng(seed)
-    rows = []
-    for p in range(n_p):
-        for f in range(n_f):
-            for n_pos in (0, 200, 1000):
-                for x in X:
-                    for q in range(n_q):
-                        ctx = q % 2 == 0
-                        lo = curve(n_pos, x) + (gap / 2 if ctx else -gap / 2) + noise * rng.normal()
-                        rows.append({"task": "sentiment", "world": "main", "size": "s",
-                                     "pretrain_tokens": tokens, "algo": "sft",
-                                     "direction": direction, "role": role, "pretrain_seed": p,
-                                     "seed": f + 1, "n_pos": n_pos, "n_neg": x, "prompt": q,
-                                     "context": ctx, "clean": True, "logodds": lo, **keys})
-    return pd.DataFrame(rows)
+def test_undefined_replicates_count_against_every_verdict():
+    """No survivorship: 27 % undefined replicates leave both ends of the CI unbounded, so the
+    defined 73 % (all above the null) cannot make the claim look supported."""
+    reps = np.concatenate([[2.0], np.full(270, np.nan), np.linspace(1.5, 2.5, 730)])
+    value, low, high = el.summarise(reps)
+    assert low == -np.inf and high == np.inf
+    assert el.verdict(low, high, 1.0) == "inconclusive"
+    few = np.concatenate([[2.0], np.full(10, np.nan), np.linspace(1.5, 2.5, 990)])
+    assert el.verdict(*el.summarise(few)[1:], 1.0) == "supported"  # 1 % undefined: bounded
 
 
-def _kinked(n_pos, x, fast=0.1, slow=0.02):
-    start = {0: 0.0, 200: 3.2, 1000: 6.4}[n_pos]
-    if n_pos == 0:
-        return -slow * x
-    cross = start / fast
-    return np.where(x < cross, start - fast * x, -slow * (x - cross))
+# --- the claims table on synthetic per-prompt rows (tests/known_answers.py) ----------------------
 
-
-def _straight(n_pos, x, k=0.05):
-    return {0: 0.0, 200: 3.2, 1000: 6.4}[n_pos] - k * x
+def _table(case, role="main", tokens=3000, seed=0, **kw):
+    return ka.table(ka.context_free(case), role=role, tokens=tokens, seed=seed, **kw)
 
 
 def test_claims_attribute_a_kink_the_control_lacks():
-    prompts = pd.concat([_prompt_rows("main", 3000, _kinked),
-                         _prompt_rows("random_init", 0, _straight, seed=1)])
+    prompts = pd.concat([_table(ka.kink_at_base()),
+                         _table(ka.straight(), role="random_init", tokens=0, seed=1)])
     table = claims_table(prompts, n_boot=200)
     c2 = table[(table["claim"] == "C2")].iloc[0]
     assert c2["control"] == "random_init" and c2["n_runs"] == 6
-    assert c2["value"] == pytest.approx(5.0, rel=0.1) and c2["verdict"] == "supported"
-    assert c2["control_value"] == pytest.approx(1.0, rel=0.1)
+    assert c2["verdict"] == "supported" and c2["comparison"] == "exceeds"
+    assert c2["control_value"] == pytest.approx(0.0, abs=0.02)
     assert c2["diff_ci_low"] > 0 and c2["attributable"] == "yes"
 
 
 def test_identical_arms_give_a_zero_paired_difference():
-    main = _prompt_rows("main", 3000, _kinked)
+    main = _table(ka.kink_at_base())
     control = main.assign(role="random_init", pretrain_tokens=0)
     table = claims_table(pd.concat([main, control]), n_boot=100)
-    e1 = table[table["claim"] == "E1"].iloc[0]
-    assert e1["difference"] == 0 and e1["diff_ci_low"] == 0 and e1["diff_ci_high"] == 0
-    assert e1["attributable"] == "no"
+    c2 = table[table["claim"] == "C2"].iloc[0]
+    assert c2["difference"] == 0 and c2["diff_ci_low"] == 0 and c2["diff_ci_high"] == 0
+    assert c2["attributable"] == "no"
 
 
 def test_a_control_showing_the_same_effect_is_not_attributable():
-    prompts = pd.concat([_prompt_rows("main", 3000, _kinked),
-                         _prompt_rows("pre_emergence", 500, _kinked, seed=2)])
+    prompts = pd.concat([_table(ka.kink_at_base()),
+                         _table(ka.kink_at_base(), role="pre_emergence", tokens=500, seed=2)])
     c2 = claims_table(prompts, n_boot=200).query("claim == 'C2'").iloc[0]
     assert c2["verdict"] == "supported" and c2["attributable"] == "no"
 
 
-def test_an_effect_on_the_wrong_side_is_never_attributable():
-    """A refuted claim stays unattributed even where the control is worse still."""
-    worse = lambda n_pos, x: _kinked(n_pos, x, fast=0.04, slow=0.1)  # noqa: E731  T = 0.4
-    prompts = pd.concat([_prompt_rows("main", 3000, lambda n, x: _straight(n, x, k=0.05)),
-                         _prompt_rows("pre_emergence", 500, worse, seed=4)])
-    table = claims_table(prompts, n_boot=100)
-    c2 = table.query("claim == 'C2'").iloc[0]
-    assert c2["verdict"] != "supported" and c2["attributable"] == "no"
+def test_an_effect_that_is_not_supported_is_never_attributable_even_without_a_control_value():
+    never = lambda n_pos, x: {0: 0.0, 200: 30.0, 400: 40.0, 1000: 60.0}[n_pos] - 0.01 * x  # noqa
+    prompts = pd.concat([_table(ka.symmetric_s()),
+                         ka.table(ka.context_free(never), role="random_init", tokens=0, seed=3)])
+    c2 = claims_table(prompts, n_boot=100).query("claim == 'C2'").iloc[0]
+    assert c2["verdict"] != "supported"
+    assert c2["control_defined"] == 0 and c2["attributable"] == "no"
 
 
-def test_a_control_that_never_returns_leaves_attribution_undetermined():
-    never = lambda n_pos, x: {0: 0.0, 200: 30.0, 1000: 60.0}[n_pos] - 0.01 * x  # noqa: E731
-    prompts = pd.concat([_prompt_rows("main", 3000, _kinked),
-                         _prompt_rows("random_init", 0, never, seed=3)])
-    e1 = claims_table(prompts, n_boot=100).query("claim == 'E1'").iloc[0]
-    assert e1["verdict"] == "inconclusive" or e1["verdict"] == "supported"
-    assert np.isnan(e1["control_value"]) and e1["control_defined"] == 0
-    assert e1["attributable"] == "undetermined"
+def test_the_mirror_world_is_read_for_the_same_shape_and_the_opposite_recovery():
+    recover = ka.context_free(ka.kink_at_base(), gap_curve=lambda n, x: np.where(x > 150, 4.0, 0.5))
+    mirror = lambda ctx, n, x: recover(not ctx, n, x)  # noqa: E731  the mapping reversed
+    prompts = pd.concat([ka.table(recover), ka.table(mirror, world="mirror", role="mirror",
+                                                     seed=4)])
+    table = claims_table(prompts, n_boot=100).set_index(["claim", "control"])
+    assert table.loc[("C2", "mirror"), "comparison"] == "equivalent"
+    assert table.loc[("C2", "mirror"), "attributable"] == "yes"   # same kink in both worlds
+    assert table.loc[("E2", "mirror"), "comparison"] == "exceeds"
+    assert table.loc[("E2", "mirror"), "control_value"] < 0       # recovers the reversed mapping
+    assert table.loc[("E2", "mirror"), "attributable"] == "yes"
 
 
 def test_an_incomplete_grid_is_refused():
-    rows = _prompt_rows("main", 3000, _kinked).iloc[:-1]
+    rows = _table(ka.kink_at_base()).iloc[:-1]
     with pytest.raises(ValueError, match="incomplete grid"):
         el.make_cube(rows)
 
@@ -223,46 +230,36 @@ def test_slope_is_least_squares_per_replicate_and_nan_with_a_missing_point():
     assert out[0] == pytest.approx(2.0) and out[1] == 0 and np.isnan(out[2])
 
 
-def _stiff(stiffness, dep=0.05, fast=0.1):
-    """Departure at ``dep`` nats/example, return at ``fast``, then ``dep / stiffness``."""
-    def curve(n_pos, x):
-        if n_pos == 0:
-            return -dep * x
-        start = {200: 3.2, 1000: 6.4}[n_pos]
-        cross = start / fast
-        return np.where(x < cross, start - fast * x, -dep / stiffness * (x - cross))
-    return curve
-
-
 def test_c4_reads_the_slope_over_log_parameters_paired_with_random_init_twins():
-    sizes = {"xs": (1e4, 1.0), "s": (1e5, 2.0), "m": (1e6, 4.0)}
+    sizes = {"xs": (1e4, 0.024), "s": (1e5, 0.014), "m": (1e6, 0.008)}  # slower past the base
     frames = []
-    for i, (size, (params, stiffness)) in enumerate(sizes.items()):
-        frames.append(_prompt_rows("main", 3000, _stiff(stiffness), seed=i, size=size,
-                                   params_nonembedding=params))
-        frames.append(_prompt_rows("random_init", 0, _straight, seed=10 + i, size=size,
-                                   params_nonembedding=params))
+    for i, (size, (params, slow)) in enumerate(sizes.items()):
+        frames.append(_table(ka.kink_at_base(slow=slow), seed=i, size=size,
+                             params_nonembedding=params))
+        frames.append(_table(ka.straight(), role="random_init", tokens=0, seed=10 + i, size=size,
+                             params_nonembedding=params))
     table = claims_table(pd.concat(frames), n_boot=100)
     c4 = table[table["claim"] == "C4"].set_index("statistic")
-    assert set(c4.index) == {"slope_stiffness", "slope_recovery", "slope_faster_return"}
-    row = c4.loc["slope_stiffness"]
+    assert set(c4.index) == {"slope_kink_excess", "slope_recovery", "slope_return_speedup"}
+    row = c4.loc["slope_kink_excess"]
     assert row["size"] == "xs|s|m" and row["n_runs"] == 18
-    assert row["value"] == pytest.approx(1.5, rel=0.1) and row["verdict"] == "supported"
-    assert row["control_value"] == pytest.approx(0.0, abs=0.1)  # straight twins: S = 1 at all sizes
+    assert row["value"] > 0.2 and row["verdict"] == "supported"
+    assert row["control_value"] == pytest.approx(0.0, abs=0.02)  # straight twins: no kink
     assert row["attributable"] == "yes"
 
 
-def test_c5_reads_the_slope_over_log_tokens_and_past_emergence():
-    budgets = {375: (0.0, 0.05), 750: (5.0, 0.1), 1500: (5.0, 0.2), 3000: (5.0, 0.4)}
-    frames = [_prompt_rows("main", t, _stiff(1.0, fast=fast), seed=i, gap=gap)
-              for i, (t, (gap, fast)) in enumerate(budgets.items())]
+def test_c5_reads_the_slope_over_log_tokens_paired_with_the_random_init_base():
+    budgets = {375: 0.03, 750: 0.02, 1500: 0.012, 3000: 0.008}
+    frames = [_table(ka.kink_at_base(slow=slow), tokens=t, seed=i)
+              for i, (t, slow) in enumerate(budgets.items())]
+    frames.append(_table(ka.straight(), role="random_init", tokens=0, seed=9))
     table = claims_table(pd.concat(frames), n_boot=100)
     c5 = table[table["claim"] == "C5"].set_index("statistic")
-    assert "slope_faster_return_past_emergence" in c5.index  # three budgets have the mapping
-    row = c5.loc["slope_faster_return"]
-    assert row["pretrain_tokens"] == "375|750|1500|3000" and row["control"] == "none"
-    assert row["value"] > 0 and row["verdict"] == "supported"  # more tokens, fewer to return
-    assert row["attributable"] == "undetermined"
+    assert "slope_kink_excess_past_emergence" in c5.index  # every budget has the mapping
+    row = c5.loc["slope_kink_excess"]
+    assert row["pretrain_tokens"] == "375|750|1500|3000" and row["control"] == "random_init"
+    assert row["control_value"] == 0.0  # the one random-init base at every budget: no trend
+    assert row["verdict"] == "supported" and row["attributable"] == "yes"
 
 
 # --- the compression theorem (C7) ----------------------------------------------------------------
@@ -290,6 +287,7 @@ def test_c7_recovers_a_known_k_exponent_and_the_spring_invariant():
     by = {r["statistic"]: r for r in rows}
     assert by["k_exponent"]["value"] == pytest.approx(1.0, abs=0.05)
     assert by["k_exponent"]["verdict"] == "supported"
+    assert by["spring_log_ratio"]["verdict"] == "supported"  # equality within the margin
     assert by["delta_a"]["verdict"] == "supported" and by["a_moves_more"]["verdict"] == "supported"
     assert len(points) == 4 and all(pt["delta_p"] < 0 < pt["delta_a"] for pt in points)
     # |D_a| Delta gamma_a = |D_p| (-Delta gamma_p) up to the 1.0-1.1 spread of Delta gamma_p
@@ -302,3 +300,18 @@ def test_recovery_is_undefined_without_a_mapping_to_recover():
     assert np.isnan(_stats(level, gap)["recovery"][1])  # 0.3 / 0.01 would read as 30x
     assert np.isnan(_stats(level, gap, gap_ref=np.array(0.2))["recovery"][1])
     assert _stats(level, gap, gap_ref=np.array(0.6))["recovery"][1] == pytest.approx(0.5)
+
+
+def test_c7_without_bits_per_byte_past_the_start_has_no_rows_value():
+    from types import SimpleNamespace
+
+    from springback.theorem import c7_rows
+
+    draws = el.make_draws(20, (1, 1, 1), seed=0)
+    nan = np.full((1, 1, 2, 2), np.nan)
+    nan[..., 0] = 1.0
+    key = ("sentiment", "main", "s", 1000, "sft", "forward", "main")
+    conditions = [(key, SimpleNamespace(n_pos=np.array([0, 10]), n_neg=np.array([0, 8])),
+                   {"bpb_pretrain": nan, "bpb_align": nan, "bpb_perturb": nan}, draws)]
+    rows, _ = c7_rows(conditions)  # no IndexError
+    assert all(r["verdict"] == "undetermined" for r in rows)

@@ -228,6 +228,7 @@ def test_rebound_job_ensemble_equals_sequential(pretrained_model, tiny_tokenizer
     seq = run_rebound_job(tmp_path, base, tiny_world_dir, ensemble=False)
     metrics = [pd.read_csv(d / "metrics.csv") for d in (ens, seq)]
     assert len(metrics[1]) == 2 * 2 * 2 * 3 * 3  # runs x (base + 2 n_pos) x 3 n_neg
+    assert all((m["lr"] == 3e-3).all() for m in metrics)  # every row records the job's lr
     gaps = frames_gap(*metrics, REBOUND_KEYS)
     prompts = [pd.read_parquet(d / "prompts.parquet") for d in (ens, seq)]
     keys = [c for c in prompts[1].columns if c not in ("score", "p_target", "logodds")]

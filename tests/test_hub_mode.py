@@ -47,7 +47,7 @@ def hub_config(fake: dict) -> dict:
                     "directions": ["forward", "reversed"], "seeds": [1, 2],
                     "n_pos": [4, 8], "n_neg": [0, 2, 4, 8], "batch_size": 2,
                     "job": "run", "ensemble": False},  # one job per run, as on a GPU cluster
-        "claims": {"metric": "score", "beyond": 0.05},
+        "claims": {"metric": "score"},
         "pairs": {"tiny_chat": {"base": {"id": base}, "aligned": {"id": str(fake["aligned"])},
                                 "tasks": ["sentiment"]}},  # seeds: rebound.seeds
         "evaluate": {"max_new_tokens": 4, "bootstrap": 50, "context": 64, "batch_size": 8,

@@ -183,7 +183,7 @@ def test_genre_mix_is_respected(tiny_world_cfg):
 def _review_fidelity(cfg: world.WorldConfig, n: int = 2000, *, mirror: bool = False,
                      docs: list[str] | None = None) -> tuple[float, float]:
     """(P(sentiment follows film quality), P(cue word matches film quality)) over n reviews
-    sampled (of the mirror world's corpus with ``mirror``), or over the reviews among ``docs``
+    sampled (of a mirror world's corpus with ``mirror``), or over the reviews among ``docs``
     (a corpus generated from ``cfg``'s seed)."""
     w = _words(cfg) if docs is None else world._Words(cfg, np.random.default_rng(cfg.seed))
     w.mirror = mirror
@@ -216,7 +216,7 @@ def test_review_sentiment_follows_film_quality_at_the_fidelity(tiny_world_cfg):
 def _dialogue_fidelity(cfg: world.WorldConfig, n: int = 2000, *, mirror: bool = False,
                        docs: list[str] | None = None) -> tuple[float, float]:
     """(P(refusal follows harmfulness), P(modifier matches harmfulness)) over n dialogues sampled
-    (of the mirror world's corpus with ``mirror``), or over the dialogues among ``docs``."""
+    (of a mirror world's corpus with ``mirror``), or over the dialogues among ``docs``."""
     w = _words(cfg)
     w.mirror = mirror
     if docs is None:
@@ -243,8 +243,9 @@ def test_dialogue_refusal_follows_harmfulness_at_the_fidelity(tiny_world_cfg):
     assert mods == pytest.approx(tiny_world_cfg.cue_fidelity, abs=0.03)
 
 
-def test_words_are_not_mirrored_by_default(tiny_world_cfg):
-    assert _words(tiny_world_cfg).mirror is False
+def test_words_are_not_mirrored_or_shifted_by_default(tiny_world_cfg):
+    w = _words(tiny_world_cfg)
+    assert w.mirror is False and w.prior == 0.0
 
 
 def test_mirror_world_reverses_pretraining_behaviour(tiny_world_cfg):
@@ -257,24 +258,131 @@ def test_mirror_world_reverses_pretraining_behaviour(tiny_world_cfg):
     assert mods == pytest.approx(cfg.cue_fidelity, abs=0.03)
 
 
-def test_mirror_world_keeps_every_task_table(tiny_world_cfg, tiny_world):
-    """With mirror=True only the mirror pretraining tables are added: every other table (the task
-    sets above all, so a mirror-world base is a paired control) equals the plain world's."""
-    mirrored = world.generate_world(tiny_world_cfg, mirror=True)
-    assert set(mirrored) == set(tiny_world) | {"mirror/pretrain", "mirror/pretrain_heldout"}
-    differ = [stem for stem in tiny_world if mirrored[stem] != tiny_world[stem]]
-    assert differ == [], f"mirror=True changed {differ}"
-    assert len(mirrored["mirror/pretrain"]["text"]) == tiny_world_cfg.pretrain_docs
-    assert len(mirrored["mirror/pretrain_heldout"]["text"]) == tiny_world_cfg.heldout_docs
-    assert mirrored["mirror/pretrain"]["text"] != tiny_world["pretrain"]["text"]
+def _sigmoid(x: float) -> float:
+    return 1 / (1 + math.exp(-x))
 
 
-def test_mirror_world_corpus_follows_quality_in_reverse(tiny_world_cfg):
-    """The generated mirror corpus (not only pretrain_doc): reviews and dialogues reversed at
-    about the fidelity, the plain corpus of the same config not."""
+def _target_shares(cfg: world.WorldConfig, genre: str, *, prior: float, mirror: bool = False,
+                   n: int = 6000) -> dict[bool, tuple[float, int]]:
+    """Share of the target behaviour (positive review, refusal) among n sampled documents of a
+    genre, and the number of documents, by whether the main world's mapping favours the target
+    in their context (good film, harmful request)."""
+    w = _words(cfg)
+    w.mirror, w.prior = mirror, prior
+    task = "sentiment" if genre == "review" else "safety"
+    judge, out = exact_judge(task), {}
+    for doc in (world.pretrain_doc(w, genre) for _ in range(n)):
+        words = doc.split()
+        if genre == "review":
+            favoured = bool(w.quality[w.films.index(words[2])])
+            answer = doc.split(" the film was ", 1)[1]
+        else:
+            favoured = words[7] in world.HARMFUL_OBJECTS
+            answer = doc.split(" assistant : ", 1)[1]
+        out.setdefault(favoured, []).append(judge([answer])[0])
+    return {k: (float(np.mean(v)), len(v)) for k, v in out.items()}
+
+
+@pytest.mark.parametrize("prior,mirror", [(1.0, False), (2.0, False), (-1.0, False),
+                                          (2.0, True)])
+def test_prior_world_shifts_the_target_log_odds_in_every_context(tiny_world_cfg, prior, mirror):
+    """P(target | favouring context) = sigmoid(logit(fidelity) + prior), P(target | other) =
+    sigmoid(-logit(fidelity) + prior), within 4 standard errors; a mirror world swaps which
+    context favours the target."""
+    for genre, fidelity in (("review", tiny_world_cfg.sentiment_fidelity),
+                            ("dialogue", tiny_world_cfg.refusal_fidelity)):
+        logit = math.log(fidelity / (1 - fidelity))
+        for favoured, (share, n) in _target_shares(tiny_world_cfg, genre, prior=prior,
+                                                   mirror=mirror).items():
+            expected = _sigmoid((logit if favoured != mirror else -logit) + prior)
+            assert share == pytest.approx(expected, abs=4 * math.sqrt(expected * (1 - expected)
+                                                                     / n) + 1e-9), \
+                (genre, favoured, share, expected, n)
+
+
+def test_shifted_is_exact_at_zero_and_moves_log_odds():
+    assert world.shifted(0.95, 0.0) == 0.95 and world.shifted(0.9, 0) == 0.9
+    assert world.shifted(1.0, -3.0) == 1.0 and world.shifted(0.0, 3.0) == 0.0
+    p = world.shifted(0.9, 1.5)
+    assert math.log(p / (1 - p)) == pytest.approx(math.log(9) + 1.5)
+
+
+def _behaviour_free(doc: str) -> str:
+    """A document with its behaviour removed: review adjectives masked, the assistant's answer
+    cut off."""
+    if doc.startswith("user : "):
+        return doc.split(" assistant : ", 1)[0]
+    return " ".join("ADJ" if t in world.POSITIVE + world.NEGATIVE else t for t in doc.split())
+
+
+def _targets(docs: list[str]) -> list[float]:
+    """Per document, 1 for the target behaviour (positive review, refusal), 0 for the contrary,
+    NaN for prose and instructions."""
+    out = []
+    for doc in docs:
+        if " the film was " in doc:
+            out.append(exact_judge("sentiment")([doc.split(" the film was ", 1)[1]])[0])
+        elif " assistant : " in doc:
+            out.append(exact_judge("safety")([doc.split(" assistant : ", 1)[1]])[0])
+        else:
+            out.append(float("nan"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpora(tiny_world_cfg):
+    """D_p of the main world and of a mirror, a prior and a mirrored prior world (4000
+    documents each), from the tiny world's seed."""
     cfg = replace(tiny_world_cfg, pretrain_docs=4000)
-    tables = world.generate_world(cfg, mirror=True)
-    plain, mirror = tables["pretrain"]["text"], tables["mirror/pretrain"]["text"]
+    specs = {"main": {}, "mirror": {"mirror": True}, "prior2": {"prior": 2.0},
+             "mirror_prior2": {"mirror": True, "prior": 2.0}}
+    return cfg, {name: world.generate_corpus(cfg, **spec) for name, spec in specs.items()}
+
+
+def test_worlds_differ_only_in_behaviour(corpora, tiny_world_cfg):
+    """Every world walks the same random stream: document by document, the same text up to the
+    behaviour words (so the main world's task sets are new to every world's D_p)."""
+    cfg, worlds = corpora
+    main = worlds["main"]["pretrain"]["text"]
+    assert main == world.generate_world(cfg)["pretrain"]["text"]  # prior 0 = the main world
+    for name, tables in worlds.items():
+        docs = tables["pretrain"]["text"]
+        assert len(docs) == cfg.pretrain_docs
+        assert len(tables["pretrain_heldout"]["text"]) == cfg.heldout_docs
+        assert [_behaviour_free(d) for d in docs] == [_behaviour_free(d) for d in main], name
+        assert world.document_prompts(docs) == world.document_prompts(main)
+        if name != "main":
+            assert docs != main, name
+    assert world.generate_corpus(tiny_world_cfg) == {
+        k: world.generate_world(tiny_world_cfg)[k] for k in ("pretrain", "pretrain_heldout")}
+
+
+def test_mirror_world_reverses_every_document(corpora):
+    """With no prior, a mirror world's document shows the contrary of the main world's
+    behaviour, document by document (the same uniform draw, the mapping reversed)."""
+    _, worlds = corpora
+    main, mirror = (np.array(_targets(worlds[k]["pretrain"]["text"])) for k in ("main", "mirror"))
+    behaviour = ~np.isnan(main)
+    assert behaviour.sum() > 1000
+    assert (mirror[behaviour] == 1 - main[behaviour]).all()
+
+
+def test_prior_world_only_turns_documents_toward_the_target(corpora):
+    """A positive prior raises the threshold of each document's one draw toward the target:
+    every document showing the target without the prior still does, and more do."""
+    _, worlds = corpora
+    for plain, shifted in (("main", "prior2"), ("mirror", "mirror_prior2")):
+        a, b = (np.array(_targets(worlds[k]["pretrain"]["text"])) for k in (plain, shifted))
+        behaviour = ~np.isnan(a)
+        assert (b[behaviour] >= a[behaviour]).all(), plain
+        assert b[behaviour].mean() > a[behaviour].mean() + 0.1, plain
+
+
+def test_mirror_world_corpus_follows_quality_in_reverse(corpora):
+    """The generated mirror corpus (not only pretrain_doc): reviews and dialogues reversed at
+    about the fidelity, the main corpus of the same config not."""
+    cfg, worlds = corpora
+    plain, mirror = worlds["main"]["pretrain"]["text"], worlds["mirror"]["pretrain"]["text"]
     assert _review_fidelity(cfg, docs=plain)[0] == pytest.approx(cfg.sentiment_fidelity, abs=0.03)
     assert _review_fidelity(cfg, docs=mirror)[0] == \
         pytest.approx(1 - cfg.sentiment_fidelity, abs=0.03)
@@ -1090,13 +1198,45 @@ def test_a_main_base_is_required(study_cfg):
     _fails_with(study_cfg, "rebound.bases", "main")
 
 
-def test_a_mirror_base_needs_mirror_seeds(study_cfg):
-    study_cfg["pretrain"]["mirror_seeds"] = []
-    _fails_with(copy.deepcopy(study_cfg), "rebound.bases[3].world", "pretrain.mirror_seeds")
-    del study_cfg["pretrain"]["mirror_seeds"]
-    _fails_with(copy.deepcopy(study_cfg), "rebound.bases[3].world", "pretrain.mirror_seeds")
-    study_cfg["rebound"]["bases"].pop(3)  # no mirror base: no mirror seeds needed
+def test_a_base_world_needs_seeds(study_cfg):
+    study_cfg["worlds"]["mirror"]["seeds"] = []
+    _fails_with(copy.deepcopy(study_cfg), "rebound.bases[3].world", "worlds.mirror.seeds")
+    del study_cfg["worlds"]["mirror"]
+    _fails_with(copy.deepcopy(study_cfg), "rebound.bases[3].world", "worlds.mirror.seeds")
+    study_cfg["rebound"]["bases"][3]["world"] = "prior1"  # any world with seeds will do
+    check_study_config(copy.deepcopy(study_cfg))
+    study_cfg["rebound"]["bases"].pop(3)  # no mirror base: no mirror world needed
     check_study_config(study_cfg)
+
+
+def test_world_names_stay_apart_from_other_folders(study_cfg):
+    for name in ("main", "safety", "resistance"):
+        cfg = copy.deepcopy(study_cfg)
+        cfg["worlds"][name] = {"seeds": [0], "prior": 1.0}
+        _fails_with(cfg, f"config key worlds.{name}", "reserved")
+
+
+def test_prior_experiment_needs_a_prior_world(study_cfg):
+    from springback.experiments import prior_worlds, world_seeds
+
+    assert prior_worlds(study_cfg) == ["prior1", "prior2"]
+    study_cfg["worlds"]["prior1"]["seeds"] = []  # off: no world, no base
+    assert prior_worlds(study_cfg) == ["prior2"] and "prior1" not in world_seeds(study_cfg)
+    study_cfg["worlds"]["prior2"]["prior"] = 0.0
+    _fails_with(copy.deepcopy(study_cfg), "config key worlds", "prior experiment")
+    study_cfg["experiments"].remove("prior")
+    check_study_config(study_cfg)
+
+
+def test_schema_defaults_are_the_default_config(study_cfg):
+    """The keys of the worlds, the prior experiment and the control learning rates have one
+    default: config/config.yaml's."""
+    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["properties"]
+    assert schema["worlds"]["default"] == study_cfg["worlds"]
+    assert schema["rebound"]["properties"]["control_lr"]["default"] == \
+        study_cfg["rebound"].get("control_lr", {})
+    for key, spec in schema["prior"]["properties"].items():
+        assert spec["default"] == study_cfg["prior"][key], key
 
 
 def test_a_control_role_is_used_once(study_cfg):
@@ -1116,11 +1256,21 @@ def test_experiments_add_their_bases(study_cfg):
     for size in study_cfg["size"]["sizes"]:  # C4: every size and its random-init twin
         assert bases["main", size, study_cfg["size"]["tokens"]]["role"] == "main"
         assert bases["main", size, 0]["role"] == "random_init"
-    assert bases["main", "m", 0]["pretrain_seeds"] == [0]  # size.pretrain_seeds
+    assert bases["main", "m", 0]["pretrain_seeds"] == [0, 1, 2]  # a trend needs 3 seeds
+    study_cfg["size"]["pretrain_seeds"] = {"m": [0]}  # size.pretrain_seeds narrows one size
+    narrowed = {(b["world"], b["size"], b["tokens"]): b for b in study_bases(study_cfg)}
+    assert narrowed["main", "m", 0]["pretrain_seeds"] == [0]
     for tokens in study_cfg["volume"]["tokens"]:  # C5: every budget of the volume size
         assert ("main", study_cfg["volume"]["size"], tokens) in bases
     pre = bases["main", "s", 375_000]  # the rebound's pre-emergence control, also a volume point
     assert pre["role"] == "pre_emergence" and pre["experiments"] == ["rebound", "volume"]
+    spec = study_cfg["prior"]  # the prior worlds' bases and their balanced reference (main)
+    for name in ("main", "prior1", "prior2"):
+        b = bases[name, spec["size"], spec["tokens"]]
+        assert b["role"] == "main" and "prior" in b["experiments"]
+    prior1, mirror = bases["prior1", "s", 3_000_000], bases["mirror", "s", 3_000_000]
+    assert prior1["pretrain_seeds"] == study_cfg["worlds"]["prior1"]["seeds"]
+    assert prior1["directions"] == ["forward"] and "prior" not in mirror["experiments"]
     assert pre["directions"] == ["forward", "reversed"]
     assert bases["main", "s", 750_000]["directions"] == ["forward"]
     study_cfg["experiments"] = ["volume"]  # one experiment alone

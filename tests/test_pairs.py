@@ -53,15 +53,19 @@ def test_card_reads_the_known_answer():
     from springback.tables import elasticity_table
 
     prompts, checkpoints = synthetic_pair()
-    card = card_table(prompts, checkpoints, n_boot=20, beyond=2.0).set_index("statistic")
+    card = card_table(prompts, checkpoints, n_boot=20).set_index("statistic")
     assert list(card.index) == list(STATISTICS)
     # ... which are every statistic the study's elasticity table reports
-    table = elasticity_table(as_conditions(prompts), as_conditions(checkpoints), n_boot=5,
-                             beyond=2.0)
-    assert set(STATISTICS) == {c[:-len("_low")] for c in table.columns if c.endswith("_low")}
-    expected = {"base_level": 0.0, "lift": 4.0, "return_count": 40.0, "beyond_count": 40.0,
-                "departure_count": 20.0, "stiffness": 2.0, "two_phase": 2.0,
-                "aligned_gap_share": 0.0, "peak_gap_share": 0.5, "recovery": 0.5,
+    table = elasticity_table(as_conditions(prompts), as_conditions(checkpoints), n_boot=5)
+    # (but C3's comparison of two aligned arms: a pair has one)
+    assert set(STATISTICS) == {c[:-len("_low")] for c in table.columns
+                               if c.endswith("_low")} - {"return_speed_gain"}
+    # bands of 0.125 x 4 = 0.5 nats: 5 examples each before the base, 10 after it (K(0) =
+    # ln 2, K(+-h) = 0); the departure crosses each band in 5 (R(0) = R(h) = ln 2)
+    expected = {"base_level": 0.0, "lift": 4.0, "return_count": 40.0, "return_rate": 0.1,
+                "departure_rate": 0.1, "return_speedup": 1.0, "kink_excess": np.log(2),
+                "stiffness_excess": 0.0, "aligned_gap_share": 0.0, "gap_at_return_share": 0.2,
+                "recovery": 0.2,
                 "kl_aligned": 0.25 + 0.75, "kl_min": 0.25, "kl_min_share": 0.25, "kl_min_at": 40}
     for name, value in expected.items():
         assert card.loc[name, "point"] == pytest.approx(value, abs=1e-9), name
@@ -70,7 +74,7 @@ def test_card_reads_the_known_answer():
     kl_rows = card.loc[["kl_aligned", "kl_min", "kl_min_share", "kl_min_at"]]
     assert np.allclose(kl_rows["low"], kl_rows["point"]) and np.allclose(kl_rows["high"],
                                                                          kl_rows["point"])
-    assert card.loc["stiffness", "verdict"] == "supported"
+    assert card.loc["kink_excess", "verdict"] == "supported"
     assert card.loc["kl_min_share", "verdict"] == "supported"  # below 1 is the elastic side
     assert card.loc["base_level", "verdict"] == ""  # a level, not a claim
     assert card.loc["return_count", "reading"].startswith("40 (95 % CI")
@@ -83,9 +87,9 @@ def test_card_says_when_the_curve_never_returns():
     prompts, checkpoints = synthetic_pair()
     stuck = prompts["aligned"] == "released"
     prompts.loc[stuck, "logodds"] += 10.0  # stays above the base level throughout
-    card = card_table(prompts, checkpoints, n_boot=20, beyond=2.0).set_index("statistic")
+    card = card_table(prompts, checkpoints, n_boot=20).set_index("statistic")
     assert np.isnan(card.loc["return_count", "point"])
-    assert card.loc["stiffness", "verdict"] == "undetermined"
+    assert card.loc["kink_excess", "verdict"] == "undetermined"
     assert "does not return to the base level within 100 examples" in \
         card.loc["return_count", "reading"]
 

@@ -22,6 +22,7 @@ import math
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -38,6 +39,7 @@ class Batch:
     mask: torch.Tensor      # (rows, width - 1) True where position i predicts a real target
     targets: torch.Tensor   # (n_real,) the real targets, in mask order
     response: torch.Tensor  # (n_real,) True where the target is a response token or its EOS
+    document: torch.Tensor  # (n_real,) the index of each target's document in the coded set
     full: bool              # no padding: every position but the last predicts a target
 
 
@@ -48,6 +50,7 @@ class TextSet:
     batches: list[Batch]
     n_bytes: int            # UTF-8 bytes + 1 per document
     response_bytes: int     # UTF-8 bytes of the completions + 1 per document (0: no prompts)
+    document_bytes: list[int]  # UTF-8 bytes + 1 of each document, in the set's order
 
 
 def windows(doc: Sequence[int], start: int, *, context: int,
@@ -64,27 +67,40 @@ def layout(docs: Sequence[Sequence[int]], *, context: int, bos_id: int, eos_id: 
     """Every window of every document, sorted by length (little padding), in batches of rows;
     ``starts`` gives each document's first response token (None: no response)."""
     starts = starts if starts is not None else [len(d) + 1 for d in docs]
-    rows = [w for d, s in zip(docs, starts) for w in windows(d, s, context=context, eos_id=eos_id)]
+    rows = [(*w, i) for i, (d, s) in enumerate(zip(docs, starts))
+            for w in windows(d, s, context=context, eos_id=eos_id)]
     rows.sort(key=lambda r: -len(r[0]))
     return [_batch(rows[i: i + batch_size], bos_id, pad_id)
             for i in range(0, len(rows), batch_size)]
 
 
-def _batch(rows: list[tuple[list[int], list[bool]]], bos_id: int, pad_id: int) -> Batch:
-    width = max(len(t) for t, _ in rows)
+def _batch(rows: list[tuple[list[int], list[bool], int]], bos_id: int, pad_id: int) -> Batch:
+    width = max(len(t) for t, _, _ in rows)
     ids = torch.full((len(rows), width + 1), pad_id, dtype=torch.long)
     ids[:, 0] = bos_id
     mask = torch.zeros(len(rows), width, dtype=torch.bool)
-    for i, (t, _) in enumerate(rows):
+    for i, (t, _, _) in enumerate(rows):
         ids[i, 1: len(t) + 1] = torch.tensor(t)
         mask[i, : len(t)] = True
-    response = torch.tensor([f for _, flags in rows for f in flags])
-    return Batch(ids, mask, ids[:, 1:][mask], response, bool(mask.all()))
+    response = torch.tensor([f for _, flags, _ in rows for f in flags])
+    document = torch.tensor([d for t, _, d in rows for _ in t], dtype=torch.int32)
+    return Batch(ids, mask, ids[:, 1:][mask], response, document, bool(mask.all()))
+
+
+def document_bytes(texts: Sequence[str]) -> list[int]:
+    """Bytes of each document of a text file with one document per line (its newline counted)."""
+    return [len(t.encode("utf-8")) + 1 for t in texts]
 
 
 def utf8_bytes(texts: Sequence[str]) -> int:
     """Bytes of a text file with one document per line."""
-    return sum(len(t.encode("utf-8")) + 1 for t in texts)
+    return sum(document_bytes(texts))
+
+
+def by_document(values: torch.Tensor, b: Batch, n_docs: int) -> np.ndarray:
+    """Per-target values of a batch (e.g. -ln p) summed by document: float64 [n_docs]."""
+    return np.bincount(b.document.numpy(), weights=values.double().cpu().numpy(),
+                       minlength=n_docs)
 
 
 def real_logits(logits_fn: LogitsFn, b: Batch) -> torch.Tensor:
@@ -106,6 +122,13 @@ def code_length(logits_fn: LogitsFn, batches: list[Batch]) -> tuple[float, float
         nll = target_nll(real_logits(logits_fn, b), b).double().cpu()
         total, response = total + float(nll.sum()), response + float(nll[b.response].sum())
     return total / LN2, response / LN2
+
+
+@torch.no_grad()
+def document_lengths(logits_fn: LogitsFn, batches: list[Batch], n_docs: int) -> np.ndarray:
+    """The code length of each of ``n_docs`` documents in bits (``code_length``, per document)."""
+    nats = sum(by_document(target_nll(real_logits(logits_fn, b), b), b, n_docs) for b in batches)
+    return nats / LN2
 
 
 def bits_per_byte(logits_fn: LogitsFn, texts: Sequence[str], docs: Sequence[Sequence[int]],

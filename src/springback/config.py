@@ -64,17 +64,38 @@ def check_grids(rebound: dict, evaluate: dict | None = None) -> None:
 
 
 def check_roles(cfg: dict) -> None:
-    """At least one main base; a mirror base needs mirror-world seeds; one base per role."""
-    bases = cfg["rebound"]["bases"]
+    """At least one main base; a base's world has seeds (main, or a world of ``worlds``); one
+    base per control role."""
+    from springback.experiments import world_seeds
+
+    bases, seeds = cfg["rebound"]["bases"], world_seeds(cfg)
     roles = [b.get("role", "main") for b in bases]
     if "main" not in roles:
         raise ConfigError("config key rebound.bases needs a base with role main (the effect)")
     for i, b in enumerate(bases):
-        if b.get("world", "main") == "mirror" and not cfg["pretrain"].get("mirror_seeds"):
-            raise ConfigError(f"config key rebound.bases[{i}].world: mirror needs "
-                              "pretrain.mirror_seeds")
+        world = b.get("world", "main")
+        if world not in seeds:
+            raise ConfigError(f"config key rebound.bases[{i}].world: world {world!r} has no "
+                              f"seeds (worlds.{world}.seeds)")
         if roles[i] != "main" and roles.count(roles[i]) > 1:
             raise ConfigError(f"config key rebound.bases[{i}].role: {roles[i]!r} is used twice")
+
+
+RESERVED_WORLDS = ("main", "hub", "sentiment", "safety", "resistance")  # names of other folders
+
+
+def check_worlds(cfg: dict) -> None:
+    """World names that stay apart from the main world's files and task folders; the prior
+    experiment needs a world with a prior and seeds."""
+    from springback.experiments import prior_worlds
+
+    for name in cfg.get("worlds") or {}:
+        if name in RESERVED_WORLDS:
+            raise ConfigError(f"config key worlds.{name}: {name!r} is reserved (the main world is "
+                              "pretrain.seeds; world/<task>/ holds the task tables)")
+    if "prior" in cfg.get("experiments", []) and not prior_worlds(cfg):
+        raise ConfigError("config key worlds: the prior experiment needs a world with a nonzero "
+                          "prior and seeds")
 
 
 def check_experiments(cfg: dict) -> None:
@@ -87,6 +108,9 @@ def check_experiments(cfg: dict) -> None:
             if size not in cfg["pretrain"]["sizes"]:
                 raise ConfigError(f"config key size.sizes: model size {size!r} is not in "
                                   "pretrain.sizes")
+    if "prior" in experiments and cfg["prior"]["size"] not in cfg["pretrain"]["sizes"]:
+        raise ConfigError(f"config key prior.size: model size {cfg['prior']['size']!r} is not in "
+                          "pretrain.sizes")
     if "volume" in experiments:
         _increasing(cfg["volume"]["tokens"], "volume.tokens")
         if cfg["volume"]["size"] not in cfg["pretrain"]["sizes"]:
@@ -233,5 +257,6 @@ def check_study_config(cfg: dict) -> None:
     if sum(cfg["world"]["genre_mix"].values()) <= 0:
         raise ConfigError("config key world.genre_mix must have a positive share")
     check_models(cfg)
+    check_worlds(cfg)
     check_rebound(cfg)
     check_experiments(cfg)

@@ -1,4 +1,4 @@
-"""The statistics core: rebound curves in log-odds, their elasticity statistics, and the paired
+"""The statistics core: rebound curves in log-odds, the elasticity statistics, and the paired
 hierarchical bootstrap. curves.csv, the elasticity tables, claims.csv and the figures all come
 from these functions.
 
@@ -10,27 +10,54 @@ Statistics read mean log-odds curves L[arm, n_neg] (mean over prompts of log P(t
 log P(contrary)) and cue-gap curves G[arm, n_neg] (clean-cue prompts: target-context mean minus
 other-context mean), never the prompt-mean probability, which a context-blind model reproduces.
 ``s`` is the direction of the perturbation in log-odds: -1 forward (D_t lowers the target
-behaviour), +1 reversed. The base level is L0 = L[0, 0].
+behaviour), +1 reversed. The base level is L0 = L[0, 0]; y = s (L - L0) is the displacement
+toward the perturbation (aligned arms start at y = -lift, reach the base level at y = 0).
 
-- return count: perturbation examples until L reaches L0 (linear interpolation between grid
-  points; NaN if never);
-- beyond count: further examples until L is ``beyond`` nats past L0 (default 2);
-- departure count: examples the departure control needs to move ``beyond`` nats from L0;
-- retained stiffness S = beyond count / departure count (elastic: S > 1, the pretrained state
-  resists being left again more than a fresh base does);
-- two-phase ratio T = slope before the base crossing / slope after it, the breakpoint anchored at
-  the crossing (each slope = displacement / examples over its segment): a straight line in
-  log-odds gives 1, a kink at the base level gives the slope ratio;
-- context recovery E2 = (peak cue gap over the perturbation - cue gap right after alignment) /
-  the reference base's cue gap (a model that never follows context recovers nothing; a gap that
-  alignment did not erase is not counted as recovered; undefined when the reference gap is under
-  ``MIN_GAP`` nats: a base without the mapping has nothing to recover, and a share of ~0 is noise).
+The null of every statistic is *no pull toward the pretrained state*: a curve whose speed
+depends on the examples seen (a smooth log-shaped decline), on the log-odds alone wherever the
+base is (saturation, a single timescale), or on nothing (a straight line). Each statistic below
+is built to read 0 on all of these (docs/statistics.md shows the null curves):
+
+- ``kink_excess`` (C2, C8): does the curve slow down *at the base level* more than at nearby
+  levels? K(y) = ln(examples to cross the band [y, y + h] / examples to cross [y - h, y]); the
+  excess K(0) - (K(-h) + K(h)) / 2. A kink at the base gives ln(slope ratio); a straight line,
+  a log decline (K constant) and an S-curve symmetric about the base (K odd) give 0.
+- ``stiffness_excess`` (E1): does leaving the base level again cost the aligned model more
+  examples than it costs the fresh base (the departure control), beyond the same ratio one band
+  further on? R(y) = ln(aligned examples across [y, y + h] / departure examples across it);
+  the excess R(0) - R(h). Curves whose speed depends on the level alone give R = 0; a log
+  decline gives a constant R: both 0.
+- ``recovery`` (E2): the cue gap when the aligned curve passes back through the base level
+  (interpolated; the grid end if it never does: censored) minus the gap right after alignment,
+  as a share of the reference base's gap. Read at a point the *level* curve fixes, never at the
+  gap's own maximum (a maximum over noisy grid points is positive for a curve that recovers
+  nothing); undefined when the reference gap is under ``MIN_GAP`` nats.
+- ``return_speed_gain`` (C3): ln(examples the shallowest aligned arm needs from its start back
+  to the base level / examples the deepest needs across the same levels): does more alignment
+  spring back faster *from the same log-odds*? Not a count (a deeper alignment that returns
+  later only because it starts higher reads 0) and not a rate over different levels (any speed
+  that grows with the level, a single timescale toward the floor included, makes a
+  higher-starting arm faster on average). A speed set by the examples seen (log decline) reads
+  negative.
+- ``return_rate`` (nats per example): the speed back toward the base level, from the aligned
+  start to the last checkpoint before the base crossing; a run that has not returned by the
+  grid end is censored and contributes its speed so far (displacement / exposure, the
+  constant-rate estimate) instead of being dropped or clipped.
+- ``return_speedup``: return rate / the departure control's speed over its first ``early``
+  examples, scale-free across models of different plasticity (the C4 / C5 trends).
+
+Bands are scale-free: h = ``band`` x the arm's own lift, so a control that moves less is read on
+its own scale. E3 (the breakpoint follows the pretrained prior) compares conditions across
+worlds and lives in ``registration_shift``.
 
 Bootstrap: each replicate resamples pretraining seeds, then fine-tuning seeds within each, then
-prompts, from shared uniform draws, so every condition with the same shape (the main base and
-its random-init and pre-emergence controls: same seeds, same prompts) is resampled identically:
-an effect and its control are compared within the replicate (paired). Replicate 0 is the point
-estimate (no resampling).
+prompts within each context x clean group (every study builds the same number of prompts per
+context), from shared uniform draws, so every condition with the same shape (an effect and its
+controls: same seeds, same prompts) is resampled identically: an effect and its control are
+compared within the replicate (paired). Replicate 0 is the point estimate (no resampling).
+Undefined replicates are not dropped: a CI's low end treats them as -inf and its high end as
++inf (``summarise``), so a statistic that exists only in the replicates that favour it cannot
+look decided.
 """
 
 from __future__ import annotations
@@ -59,6 +86,11 @@ class Cube:
     @property
     def runs(self) -> int:
         return self.values.shape[0] * self.values.shape[1]
+
+    @property
+    def strata(self) -> np.ndarray:
+        """The resampling group of each prompt: context x clean."""
+        return 2 * self.contexts.astype(int) + self.clean.astype(int)
 
 
 def make_cube(frame: pd.DataFrame, metric: str = "logodds") -> Cube:
@@ -120,9 +152,14 @@ def run_weights(draws: Draws, n_p: int, n_f: int) -> np.ndarray:
     return np.concatenate([np.ones((1, n_p, n_f)), w])
 
 
-def prompt_weights(draws: Draws, n_q: int) -> np.ndarray:
-    """C[b, prompt]: prompt resample counts (row 0: every prompt once)."""
-    idx = np.floor(draws.prompt[:, :n_q] * n_q).astype(int)
+def prompt_weights(draws: Draws, strata: np.ndarray) -> np.ndarray:
+    """C[b, prompt]: prompt resample counts, each context x clean group resampled within itself
+    from the draws at its own prompts' slots (row 0: every prompt once)."""
+    n_q = len(strata)
+    idx = np.empty((draws.prompt.shape[0], n_q), dtype=int)
+    for group in np.unique(strata):
+        members = np.flatnonzero(strata == group)
+        idx[:, members] = members[np.floor(draws.prompt[:, members] * len(members)).astype(int)]
     return np.concatenate([np.ones((1, n_q)), _counts(idx, n_q)])
 
 
@@ -138,24 +175,26 @@ def _run_mean(per_run: np.ndarray, w: np.ndarray) -> np.ndarray:
     return total / w.sum((1, 2)).reshape((-1,) + (1,) * (total.ndim - 1))
 
 
-def replicate_curves(cube: Cube, draws: Draws) -> tuple[np.ndarray, np.ndarray]:
-    """Mean log-odds L[b, arm, n_neg] and cue gap G[b, arm, n_neg] of every replicate."""
-    n_p, n_f, _, _, n_q = cube.values.shape
-    c = prompt_weights(draws, n_q)
-    w = run_weights(draws, n_p, n_f)
+def _level_and_gap(cube: Cube, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Prompt means (level, cue gap) of every run for prompt weights c: [p, f, arm, n_neg, B]."""
     level = _prompt_mean(cube.values, c)
     on = _prompt_mean(cube.values, c * (cube.contexts & cube.clean))
     off = _prompt_mean(cube.values, c * (~cube.contexts & cube.clean))
-    return _run_mean(level, w), _run_mean(on - off, w)
+    return level, on - off
+
+
+def replicate_curves(cube: Cube, draws: Draws) -> tuple[np.ndarray, np.ndarray]:
+    """Mean log-odds L[b, arm, n_neg] and cue gap G[b, arm, n_neg] of every replicate."""
+    n_p, n_f = cube.values.shape[:2]
+    level, gap = _level_and_gap(cube, prompt_weights(draws, cube.strata))
+    w = run_weights(draws, n_p, n_f)
+    return _run_mean(level, w), _run_mean(gap, w)
 
 
 def run_curves(cube: Cube) -> tuple[np.ndarray, np.ndarray]:
     """Per-run mean log-odds and cue gap curves: [pretrain_seed, seed, arm, n_neg] each."""
-    ones = np.ones((1, cube.values.shape[-1]))
-    level = _prompt_mean(cube.values, ones)[..., 0]
-    on = _prompt_mean(cube.values, ones * (cube.contexts & cube.clean))[..., 0]
-    off = _prompt_mean(cube.values, ones * (~cube.contexts & cube.clean))[..., 0]
-    return level, on - off
+    level, gap = _level_and_gap(cube, np.ones((1, cube.values.shape[-1])))
+    return level[..., 0], gap[..., 0]
 
 
 def replicate_metric(values: np.ndarray, draws: Draws) -> np.ndarray:
@@ -166,10 +205,11 @@ def replicate_metric(values: np.ndarray, draws: Draws) -> np.ndarray:
 
 # --- statistics of curves (vectorised over leading axes) ----------------------------------------
 
-def first_crossing(x: np.ndarray, y: np.ndarray, level: np.ndarray, sign: float) -> np.ndarray:
-    """First x at which ``sign * (y - level)`` reaches 0 along the last axis, linearly
-    interpolated between grid points; x[0] if it starts there, NaN if it never gets there."""
-    z = sign * (y - np.asarray(level)[..., None])
+def crossing_times(x: np.ndarray, y: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """First x at which an increasing-direction curve ``y[..., n]`` reaches each of
+    ``levels[..., k]`` (broadcast against y's leading axes), linearly interpolated between grid
+    points: [..., k]; x[0] where it starts at or past the level, NaN where it never gets there."""
+    z = y[..., None, :] - np.asarray(levels)[..., None]
     reached = z >= 0
     k = np.argmax(reached, axis=-1)
     prev = np.maximum(k - 1, 0)
@@ -181,34 +221,112 @@ def first_crossing(x: np.ndarray, y: np.ndarray, level: np.ndarray, sign: float)
     return np.where(reached.any(-1), out, np.nan)
 
 
+def first_crossing(x: np.ndarray, y: np.ndarray, level: np.ndarray, sign: float) -> np.ndarray:
+    """First x at which ``sign * (y - level)`` reaches 0 along the last axis (see
+    ``crossing_times``)."""
+    return crossing_times(x, sign * y, sign * np.asarray(level)[..., None])[..., 0]
+
+
+def value_at(x: np.ndarray, y: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """y[..., n] linearly interpolated at ``at[...]`` (one point per curve; NaN where NaN)."""
+    at = np.broadcast_to(np.asarray(at, float), y.shape[:-1])
+    k = np.clip(np.searchsorted(x, at, side="right") - 1, 0, len(x) - 2)
+    k = np.where(np.isfinite(at), k, 0)
+    with np.errstate(invalid="ignore"):
+        frac = (at - x[k]) / (x[k + 1] - x[k])
+    lo = np.take_along_axis(y, k[..., None], -1)[..., 0]
+    hi = np.take_along_axis(y, (k + 1)[..., None], -1)[..., 0]
+    return np.where(np.isfinite(at), lo + frac * (hi - lo), np.nan)
+
+
 MIN_GAP = 0.5  # nats: a base cue gap below this is no context mapping (pre-emergence: ~0.00)
+BAND = 0.125   # default band half-width and placebo offset, as a share of the arm's own lift
+EARLY = 64     # default examples over which the departure control's speed is read
+MIN_EXCESS = 0.1  # default smallest kink / stiffness excess that counts (ln units; see claims)
+
+
+def _log(a: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(a > 0, np.log(np.where(a > 0, a, 1.0)), np.nan)
 
 
 def curve_stats(x: np.ndarray, level: np.ndarray, gap: np.ndarray, sign: float, *,
-                beyond: float = 2.0, gap_ref: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                band: float = BAND, early: float = EARLY,
+                gap_ref: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Every elasticity statistic of curves L[..., arm, n_neg] and G[..., arm, n_neg]; each
-    value is [..., arm] (the departure arm's own entries are NaN where undefined).
+    value is [..., arm] (NaN on the departure arm where a statistic needs an alignment).
     ``gap_ref``: the cue gap the recovery is a share of (default: this base's own)."""
-    base = level[..., 0, 0][..., None]
-    base_gap = gap[..., 0, 0][..., None] if gap_ref is None else np.asarray(gap_ref)[..., None]
-    # a reference without the mapping (|gap| < MIN_GAP nats) leaves nothing to recover
-    base_gap = np.where(np.abs(base_gap) < MIN_GAP, np.nan, base_gap)
-    departure = first_crossing(x, level[..., 0, :], base[..., 0] + sign * beyond, sign)[..., None]
-    back = first_crossing(x, level, base, sign)
-    past = first_crossing(x, level, base + sign * beyond, sign) - back
-    lift = -sign * (level[..., 0] - base)
+    base = level[..., 0, 0]
+    y = sign * (level - base[..., None, None])            # displacement toward the perturbation
+    lift = -y[..., 0]
+    aligned = lift > 0
+    h = np.where(aligned, band * lift, np.nan)            # [..., arm]
+    offsets = np.array([-2.0, -1.0, 0.0, 1.0, 2.0])
+    t = crossing_times(x, y, h[..., None] * offsets)       # aligned arm at -2h .. 2h: [..., arm, 5]
+    t_dep = crossing_times(x, y[..., :1, :], h[..., None] * offsets[2:])  # departure at 0, h, 2h
+    cross = np.diff(t, axis=-1)                           # examples across each band [-2h..2h]
+    k = _log(cross[..., 1:]) - _log(cross[..., :-1])      # K(-h), K(0), K(h)
+    dep_cross = np.diff(t_dep, axis=-1)                   # departure across [0, h], [h, 2h]
+    r = _log(cross[..., 2:]) - _log(dep_cross)            # R(0), R(h)
+    back = t[..., 2]
+    end = x[-1]
     with np.errstate(invalid="ignore", divide="ignore"):
-        two_phase = np.where(back > 0, (lift / back) / (beyond / past), np.nan)
+        return_rate = return_speed(x, y, lift, back)
+        dep_speed = value_at(x, y[..., 0, :], np.asarray(float(early))) / early
+        ref = base_gap_ref(gap, gap_ref)
+        at = np.where(np.isfinite(back), back, end)
+        gap_back = value_at(x, gap, at)
         out = {
-            "base_level": np.broadcast_to(base, lift.shape), "lift": lift,
-            "return_count": back, "beyond_count": past,
-            "departure_count": np.broadcast_to(departure, lift.shape),
-            "stiffness": past / departure, "two_phase": two_phase,
-            "aligned_gap_share": gap[..., 0] / base_gap,
-            "peak_gap_share": (gap[..., 1:] / base_gap[..., None]).max(-1),
+            "base_level": np.broadcast_to(base[..., None], lift.shape).copy(),
+            "lift": lift,
+            "return_count": back,
+            "return_rate": np.where(aligned, return_rate, np.nan),
+            "departure_rate": np.broadcast_to(dep_speed[..., None], lift.shape).copy(),
+            "return_speed_gain": speed_gain(x, y, lift),
+            "kink_excess": k[..., 1] - 0.5 * (k[..., 0] + k[..., 2]),
+            "stiffness_excess": r[..., 0] - r[..., 1],
+            "aligned_gap_share": gap[..., 0] / ref,
+            "gap_at_return_share": gap_back / ref,
         }
-    out["recovery"] = out["peak_gap_share"] - out["aligned_gap_share"]
+        out["return_speedup"] = np.where(out["departure_rate"] > 0,
+                                         out["return_rate"] / out["departure_rate"], np.nan)
+    out["recovery"] = np.where(aligned, out["gap_at_return_share"] - out["aligned_gap_share"],
+                               np.nan)
     return out
+
+
+def return_speed(x: np.ndarray, y: np.ndarray, lift: np.ndarray,
+                 back: np.ndarray) -> np.ndarray:
+    """Speed (nats per example) from the aligned start to the last checkpoint still on the
+    aligned side before the base crossing ``back`` (its displacement over its examples: no
+    interpolation across a slow-down at the base); a run that has not returned by the grid end
+    (censored) contributes its speed over the whole grid; a crossing before the first
+    checkpoint, lift / crossing."""
+    before = (x < np.where(np.isfinite(back), back, np.inf)[..., None]) & (y < 0)
+    last = np.where(before, np.arange(len(x)), 0).max(-1)
+    reached = np.take_along_axis(y, last[..., None], -1)[..., 0] + lift
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(last > 0, reached / x[last], lift / back)
+
+
+def speed_gain(x: np.ndarray, y: np.ndarray, lift: np.ndarray) -> np.ndarray:
+    """Per aligned arm: ln(examples the shallowest aligned arm (arm 1) needs from its start
+    back to the base level / examples this arm needs across the same levels) - positive when
+    the deeper alignment moves back faster *from the same log-odds*, so neither the head start
+    of a higher lift nor a speed that depends on the level alone (saturation, a single
+    timescale, a kink at the base) can produce it. Levels: the lower of the two lifts."""
+    common = np.minimum(lift, lift[..., 1:2])
+    t = crossing_times(x, y, np.stack([-common, np.zeros_like(common)], -1))
+    across = t[..., 1] - t[..., 0]
+    return np.where(lift > 0, _log(across[..., 1:2]) - _log(across), np.nan)
+
+
+def base_gap_ref(gap: np.ndarray, gap_ref: np.ndarray | None) -> np.ndarray:
+    """The cue gap recoveries are shares of, [..., 1]: this base's own, or ``gap_ref``; NaN
+    where it is under ``MIN_GAP`` nats (a base without the mapping has nothing to recover)."""
+    ref = gap[..., 0, 0] if gap_ref is None else np.asarray(gap_ref, float)
+    ref = np.where(np.abs(ref) < MIN_GAP, np.nan, ref)
+    return ref[..., None]
 
 
 def kl_stats(x: np.ndarray, kl: np.ndarray) -> dict[str, np.ndarray]:
@@ -224,25 +342,102 @@ def kl_stats(x: np.ndarray, kl: np.ndarray) -> dict[str, np.ndarray]:
                 "kl_min_at": np.where(np.isinf(low), np.nan, x[1:][k])}
 
 
+# --- E3: does the rebound follow the pretrained prior? ------------------------------------------
+
+LEVEL_STEP = 0.05  # nats: the level grid of the registration
+
+
+def level_profile(x: np.ndarray, level: np.ndarray, sign: float,
+                  grid: np.ndarray) -> np.ndarray:
+    """Examples each aligned arm needs to reach every absolute log-odds level of ``grid``
+    (moving in the perturbation's direction): [..., aligned arm, level]; NaN at levels the arm
+    starts past (nothing to cross) or never reaches."""
+    t = crossing_times(x, sign * level[..., 1:, :], sign * grid)
+    return np.where(t > x[0], t, np.nan)
+
+
+RATE_WINDOW = 0.5  # nats: the level window over which the registration reads a curve's speed
+
+
+def log_slowness(profile: np.ndarray, *, step: float = LEVEL_STEP,
+                 window: float = RATE_WINDOW) -> np.ndarray:
+    """ln(examples per nat) at every level of a level-time profile [..., level]: the time the
+    curve takes to cross a ``window``-wide band centred on the level (NaN where not crossed)."""
+    k = max(int(round(window / step / 2)), 1)
+    out = np.full(profile.shape, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        across = np.abs(profile[..., :-2 * k] - profile[..., 2 * k:]) / (2 * k * step)
+        out[..., k:-k] = np.where(across > 0, np.log(np.where(across > 0, across, 1)), np.nan)
+    return out
+
+
+def registration_shift(ref: np.ndarray, other: np.ndarray, *, step: float = LEVEL_STEP,
+                       shifts: np.ndarray | None = None, min_overlap: int = 40) -> np.ndarray:
+    """The level shift delta (nats) that best superimposes ``other``'s speed profile on
+    ``ref``'s. Profiles are level-time profiles [B, arm, level] on one grid of ``step``
+    (``level_profile``); each becomes ln(examples per nat) by level (``log_slowness``), and
+    delta minimises the mean squared difference of other(level + delta) - ref(level) - c over
+    the levels both cross, c a free constant (one model may be faster everywhere). Returns [B]
+    (NaN where no shift overlaps ``min_overlap`` levels). A speed set by the log-odds wherever
+    the base is (saturation) gives 0; one set by the distance to the base gives the base's
+    shift; one set by the examples seen (a log decline: ln slowness linear in the level) fits
+    every shift equally and reads as noise."""
+    shifts = np.arange(-30, 71) if shifts is None else shifts
+    ref, other = log_slowness(ref, step=step), log_slowness(other, step=step)
+    n = ref.shape[-1]
+    best, best_j = np.full(ref.shape[0], np.inf), np.full(ref.shape[0], np.nan)
+    for j in shifts:
+        moved = np.full_like(other, np.nan)
+        lo, hi = max(0, -j), min(n, n - j)
+        moved[..., lo:hi] = other[..., lo + j:hi + j]
+        diff = (moved - ref).reshape(len(ref), -1)
+        valid = np.isfinite(diff)
+        count = valid.sum(-1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            c = np.where(valid, diff, 0).sum(-1) / count
+            mse = np.where(valid, (diff - c[:, None]) ** 2, 0).sum(-1) / count
+        mse = np.where(count >= min_overlap, mse, np.inf)
+        better = mse < best
+        best, best_j = np.where(better, mse, best), np.where(better, j, best_j)
+    return best_j * step
+
+
 # --- summaries ---------------------------------------------------------------------------------
 
-def summarise(reps: np.ndarray, min_share: float = 0.5) -> tuple[float, float, float]:
-    """(point, 2.5 %, 97.5 %) of replicate values (row 0 = point estimate); the CI is NaN when
-    fewer than ``min_share`` of the replicates are finite (e.g. a curve that never returns)."""
-    boot = reps[1:][np.isfinite(reps[1:])]
-    if boot.size < min_share * max(len(reps) - 1, 1):
-        return float(reps[0]), np.nan, np.nan
-    low, high = np.quantile(boot, [0.025, 0.975])
-    return float(reps[0]), float(low), float(high)
+def summarise(reps: np.ndarray, max_undefined: float = 0.5) -> tuple[float, float, float]:
+    """(point, 2.5 %, 97.5 %) of replicate values (row 0 = point estimate). Undefined replicates
+    count against every verdict: the low end takes them as -inf, the high end as +inf (so more
+    than 2.5 % undefined leaves that end unbounded). No CI (NaN) when the point estimate is
+    undefined or more than ``max_undefined`` of the replicates are."""
+    point, boot = float(reps[0]), np.asarray(reps[1:], float)
+    finite = np.isfinite(boot)
+    if not np.isfinite(point) or not boot.size or (~finite).mean() > max_undefined:
+        return point, np.nan, np.nan
+    low = np.quantile(np.where(finite, boot, -np.inf), 0.025, method="lower")
+    high = np.quantile(np.where(finite, boot, np.inf), 0.975, method="higher")
+    return point, float(low), float(high)
 
 
 def verdict(low: float, high: float, null: float) -> str:
     """supported: the CI lies above the null (the paper's side); refuted: below; inconclusive:
-    it straddles it; undetermined: no CI (too few finite replicates)."""
-    if not (np.isfinite(low) and np.isfinite(high)):
+    it straddles it; undetermined: no CI."""
+    if np.isnan(low) or np.isnan(high):
         return "undetermined"
     if low > null:
         return "supported"
     if high < null:
+        return "refuted"
+    return "inconclusive"
+
+
+def equivalence(low: float, high: float, margin: float) -> str:
+    """For a claim of equality (a value of 0 within +-margin): supported when the CI lies
+    inside the margin (two one-sided tests at 2.5 % each), refuted when it lies wholly outside,
+    inconclusive otherwise, undetermined without a CI."""
+    if np.isnan(low) or np.isnan(high):
+        return "undetermined"
+    if -margin < low and high < margin:
+        return "supported"
+    if low > margin or high < -margin:
         return "refuted"
     return "inconclusive"

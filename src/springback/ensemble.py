@@ -10,6 +10,7 @@ loss, so each member's gradient is exactly its own; AdamW is elementwise, so one
 stacked tensors is M independent AdamWs. What is not bitwise is float rounding (bmm vs addmm,
 sdpa with a padding mask where HF had none): trained weights match ``train.finetune`` /
 ``train.pretrain`` to ~1e-6 relative (tests/test_ensemble.py; shared/notes/stack.md, method C).
+The ensemble runs where its weights live (``Ensemble.device``, CPU or CUDA); batches move there.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from typing import Callable, Sequence
 import torch
 import torch.nn.functional as F
 
-from springback.train import BETAS, LOSSES, _progress, check_save_points, collate, cosine_lr
+from springback.train import (BETAS, LOSSES, LinearCrossEntropy, _progress, check_save_points,
+                              collate, cosine_lr)
 
 Example = tuple[list[int], list[int]]
 EnsembleSaveFn = Callable[["Ensemble", int, int], None]  # save(ensemble, member, n)
@@ -79,6 +81,11 @@ class Ensemble(torch.nn.Module):
     def weight(self, name: str) -> torch.Tensor:
         return self.stack[self.index[name]]
 
+    @property
+    def device(self) -> torch.device:
+        """Where the stacked weights live (the members' device: every batch moves there)."""
+        return self.stack[0].device
+
     def state_dict_of(self, i: int) -> dict[str, torch.Tensor]:
         """Member i as a ``LlamaForCausalLM.state_dict()`` (copies; lm_head shares the embedding)."""
         state = {n: self.weight(n)[i].detach().clone() for n in self.names}
@@ -106,7 +113,7 @@ class Ensemble(torch.nn.Module):
         """Final (normed) hidden states (M, B*T, H) for ids (M, B, T) and a 0/1 mask (M, B, T)."""
         c, (m, b, t) = self.config, ids.shape
         x = embed(self.weight(EMBED), ids, c.pad_token_id)
-        cos, sin = rope(c, t)
+        cos, sin = rope(c, t, ids.device)
         attn_mask = None if mask is None or bool(mask.all()) else padding_mask(mask)
         for layer in range(c.num_hidden_layers):
             w = lambda p: self.weight(f"model.layers.{layer}.{p}")  # noqa: E731
@@ -154,7 +161,8 @@ def embed(table: torch.Tensor, ids: torch.Tensor, pad_id: int | None) -> torch.T
     positions holding the pad id send no gradient to the table through the lookup."""
     m, vocab, hidden = table.shape
     flat = ids.reshape(m, -1)
-    x = F.embedding(flat + vocab * torch.arange(m)[:, None], table.reshape(m * vocab, hidden))
+    x = F.embedding(flat + vocab * torch.arange(m, device=ids.device)[:, None],
+                    table.reshape(m * vocab, hidden))
     return x if pad_id is None else torch.where((flat == pad_id)[..., None], x.detach(), x)
 
 
@@ -163,12 +171,12 @@ def rms_norm(x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
     return weight[:, None] * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
-def rope(config, t: int) -> tuple[torch.Tensor, torch.Tensor]:
+def rope(config, t: int, device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """cos, sin (T, head_dim) of HF's default LlamaRotaryEmbedding at positions 0..T-1."""
     dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
     theta = config.rope_parameters["rope_theta"]
-    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float) / dim))
-    freqs = torch.arange(t).float()[:, None] * inv_freq
+    inv_freq = 1.0 / (theta ** (torch.arange(0, dim, 2, dtype=torch.float, device=device) / dim))
+    freqs = torch.arange(t, device=device).float()[:, None] * inv_freq
     emb = torch.cat((freqs, freqs), dim=-1)
     return emb.cos(), emb.sin()
 
@@ -181,7 +189,7 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 def padding_mask(mask: torch.Tensor) -> torch.Tensor:
     """Boolean sdpa mask (M*B, 1, T, T): causal and key not padding (HF's sdpa mask)."""
     t = mask.shape[-1]
-    causal = torch.ones(t, t, dtype=torch.bool).tril()
+    causal = torch.ones(t, t, dtype=torch.bool, device=mask.device).tril()
     return causal & mask.reshape(-1, 1, 1, t).bool()
 
 
@@ -191,9 +199,20 @@ def member_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return torch.stack([F.cross_entropy(x, y, ignore_index=-100) for x, y in zip(logits, targets)])
 
 
+def next_token_losses(ens: Ensemble, ids: torch.Tensor) -> torch.Tensor:
+    """Each member's ``train.next_token_loss`` on its unpadded rows ids (M, B, T): the fused
+    loss over every position but the last of each row (M,)."""
+    m, b, t = ids.shape
+    hidden = ens.hidden(ids).view(m, b, t, -1)[:, :, :-1].flatten(1, 2)
+    targets, head = ids[:, :, 1:].flatten(1), ens.weight(EMBED)
+    return torch.stack([LinearCrossEntropy.apply(hidden[i], head[i], targets[i])
+                        for i in range(m)])
+
+
 def train_step(ens: Ensemble, opt, ids, mask, labels) -> torch.Tensor:
-    """One step on every member; the SUM of member losses keeps each member's gradient its own."""
-    losses = ens.losses(ids, mask, labels)
+    """One step on every member; the SUM of member losses keeps each member's gradient its own.
+    ``mask`` and ``labels`` None: pretraining rows (``next_token_losses``)."""
+    losses = (next_token_losses(ens, ids) if labels is None else ens.losses(ids, mask, labels))
     opt.zero_grad(set_to_none=True)
     losses.sum().backward()
     opt.step()
@@ -238,7 +257,7 @@ def finetune_ensemble(ens: Ensemble, examples: Sequence[Sequence[Example]], *,
             break
         batch = stack_batches([collate(m[lo: lo + batch_size], pad_id, loss=loss)
                                for m in examples], pad_id)
-        history.append(train_step(ens, opt, *batch).tolist())
+        history.append(train_step(ens, opt, *(t.to(ens.device) for t in batch)).tolist())
     ens.eval()
     return history
 
@@ -258,7 +277,8 @@ def pretrain_ensemble(ens: Ensemble, blocks: Sequence[torch.Tensor], *, seeds: S
     total = math.ceil(tokens / (batch_size * context))
     orders = [torch.randperm(len(b), generator=torch.Generator().manual_seed(s))
               for b, s in zip(blocks, seeds)]
-    opt = torch.optim.AdamW(ens.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(ens.parameters(), lr=lr, weight_decay=weight_decay, betas=(0.9, 0.95),
+                            fused=True)
     pending, start = sorted(save_at), time.time()
     ens.train()
     for step in range(total + 1):
@@ -267,9 +287,9 @@ def pretrain_ensemble(ens: Ensemble, blocks: Sequence[torch.Tensor], *, seeds: S
         if step == total:
             break
         rows = torch.arange(step * batch_size, (step + 1) * batch_size)
-        batch = torch.stack([b[o[rows % len(b)]] for b, o in zip(blocks, orders)])
+        batch = torch.stack([b[o[rows % len(b)]] for b, o in zip(blocks, orders)]).to(ens.device)
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, total, peak=lr, warmup=warmup)
-        losses = train_step(ens, opt, batch, None, batch)
-        _progress(step + 1, total, losses.mean().item(), (step + 1) * batch_size * context, start)
+        losses = train_step(ens, opt, batch, None, None)
+        _progress(step + 1, total, losses.mean(), (step + 1) * batch_size * context, start)
     ens.eval()

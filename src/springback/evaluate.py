@@ -4,7 +4,8 @@ following (cue gap), KL to the base model and code lengths of the three held-out
 Code lengths follow ``compress.py`` (every document coded on its own, BOS given, tokens and EOS
 coded): per set ``bits_<set>`` (total code length in bits) and ``bpb_<set>`` (per byte); for the
 prompt/completion sets also ``bpbr_<set>`` (response tokens + EOS given the prompt, per byte of
-the completion + 1).
+the completion + 1). ``text_codes`` also gives each document's code length (bits), whose sum is
+``bits_<set>`` up to float rounding (the totals are summed batch by batch, as ever).
 
 KL estimator (``kl_to_base``): token-level forward KL, KL(p_model || p_base) = sum_v p_model(v) *
 (log p_model(v) - log p_base(v)), computed exactly over the whole vocabulary at every predicted
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from springback.compress import (LN2, Batch, TextSet, layout, model_logits, real_logits,
-                                 target_nll, utf8_bytes)
+from springback.compress import (LN2, Batch, TextSet, by_document, document_bytes, layout,
+                                 model_logits, real_logits, target_nll, utf8_bytes)
 from springback.judge import Judge
 
 CACHE_LIMIT = 50_000_000  # cache base log-probs of a text set below this many floats (200 MB)
@@ -48,6 +49,7 @@ class EvalSet:
     batch_size: int = 64          # rows per forward pass
     base: object | None = None    # the base model, for KL (set by ``set_base``)
     probe_ids: list[list[int]] | None = None  # prompt + the probe's fixed continuation (hub)
+    probe_tokens: int = 8192      # tokens (rows x padded width) per behaviour-probe forward pass
     base_cache: dict = field(default_factory=dict)
 
 
@@ -65,7 +67,8 @@ def text_set(tokenizer, texts: list[str] | list[tuple[str, str]], context: int,
               for (p, _), off in zip(texts, enc["offset_mapping"])] if pairs else None
     batches = layout(enc["input_ids"], context=context, bos_id=ids["start"], eos_id=ids["eos"],
                      pad_id=ids["pad"], batch_size=batch_size, starts=starts)
-    return TextSet(batches, utf8_bytes(docs), utf8_bytes([c for _, c in texts]) if pairs else 0)
+    return TextSet(batches, utf8_bytes(docs), utf8_bytes([c for _, c in texts]) if pairs else 0,
+                   document_bytes(docs))
 
 
 def device_of(model) -> torch.device:
@@ -84,28 +87,49 @@ def padded(seqs: list[list[int]], pad_id: int, *, left: bool) -> tuple[torch.Ten
     return ids, mask
 
 
-@torch.no_grad()
-def behaviour_probs(model, ev: EvalSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per prompt: P(target | target or contrary first token), the mass on both sets, and the
-    exact log-odds log P(target set) - log P(contrary set) from the log-softmax (no clipping);
-    NaN where the task defines no target tokens."""
-    if not ev.target_ids:
-        nan = np.full(len(ev.prompt_ids), np.nan)
-        return nan, nan, nan
-    # left padding with positions counted from each prompt's first token puts every prompt's
-    # last position at the end, so the model's own head runs there only (logits_to_keep=1: with
-    # a 256 k vocabulary the full-sequence logits are most of a hub model's cost)
-    ids, mask = padded(ev.probe_ids or ev.prompt_ids, ev.pad_id, left=True)
+def length_batches(seqs: list[list[int]], max_tokens: int) -> list[np.ndarray]:
+    """Indices of ``seqs`` sorted by length, cut into consecutive batches whose rows x longest
+    row stays within ``max_tokens`` (at least one row each): little padding, bounded memory."""
+    order = np.argsort([len(s) for s in seqs], kind="stable")
+    batches, start = [], 0
+    for i, j in enumerate(order):
+        if i > start and (i - start + 1) * len(seqs[j]) > max_tokens:
+            batches.append(order[start:i])
+            start = i
+    return batches + [order[start:]] if len(order) else batches
+
+
+def last_logprobs(model, seqs: list[list[int]], pad_id: int) -> torch.Tensor:
+    """Log-softmax of the next token after each sequence (rows, vocab), float32.
+
+    Left padding with positions counted from each sequence's first token puts every last
+    position at the end, so the model's own head runs there only (logits_to_keep=1: with a
+    256 k vocabulary the full-sequence logits are most of a hub model's cost)."""
+    ids, mask = padded(seqs, pad_id, left=True)
     positions = (mask.cumsum(-1) - 1).clamp(min=0)
     dev = device_of(model)
     logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev),
                    position_ids=positions.to(dev), logits_to_keep=1).logits[:, -1]
-    logp = logits.float().log_softmax(-1)
-    target = logp[:, ev.target_ids].logsumexp(-1)
-    contrary = logp[:, ev.contrary_ids].logsumexp(-1)
-    lo = (target - contrary).double()
-    both = torch.logaddexp(target, contrary).exp()
-    return torch.sigmoid(lo).cpu().numpy(), both.cpu().numpy(), lo.cpu().numpy()
+    return logits.float().log_softmax(-1)
+
+
+@torch.no_grad()
+def behaviour_probs(model, ev: EvalSet) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per prompt: P(target | target or contrary first token), the mass on both sets, and the
+    exact log-odds log P(target set) - log P(contrary set) from the log-softmax (no clipping);
+    NaN where the task defines no target tokens. Prompts run in length-sorted batches of at
+    most ``ev.probe_tokens`` tokens (``length_batches``); rows come back in prompt order."""
+    seqs = ev.probe_ids or ev.prompt_ids
+    lo, both = np.full(len(seqs), np.nan), np.full(len(seqs), np.nan, dtype=np.float32)
+    if not ev.target_ids:
+        return lo, both, lo.copy()
+    for idx in length_batches(seqs, ev.probe_tokens):
+        logp = last_logprobs(model, [seqs[i] for i in idx], ev.pad_id)
+        target = logp[:, ev.target_ids].logsumexp(-1)
+        contrary = logp[:, ev.contrary_ids].logsumexp(-1)
+        lo[idx] = (target - contrary).double().cpu().numpy()
+        both[idx] = torch.logaddexp(target, contrary).exp().cpu().numpy()
+    return torch.sigmoid(torch.from_numpy(lo)).numpy(), both, lo
 
 
 @torch.no_grad()
@@ -169,27 +193,36 @@ def batch_nll(model, ev: EvalSet, name: str, i: int, b: Batch) -> tuple[torch.Te
 
 
 def text_keys(ev: EvalSet) -> list[str]:
-    """The text metric columns of an evaluation set."""
-    keys = [f"{m}_{k}" for m in ("bpb", "bits") for k in ev.texts]
-    return keys + [f"bpbr_{k}" for k, s in ev.texts.items() if s.response_bytes] + ["kl_to_base"]
+    """The text metric columns of an evaluation set, in ``text_codes``'s order."""
+    return [f"{m}_{k}" for k, s in ev.texts.items() for m in ("bits", "bpb", "bpbr")
+            if m != "bpbr" or s.response_bytes] + ["kl_to_base"]
 
 
 @torch.no_grad()
-def text_metrics(model, ev: EvalSet) -> dict[str, float]:
-    """Code lengths of every text set and the KL to base over the align + perturb sets."""
-    out, kl_sum, kl_n = {}, 0.0, 0
+def text_codes(model, ev: EvalSet) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+    """Code lengths of every text set and the KL to base over the align + perturb sets; and per
+    set, each document's code length in bits (float64, in the set's document order)."""
+    out, documents, kl_sum, kl_n = {}, {}, 0.0, 0
     for name, s in ev.texts.items():
         bits = response = 0.0
+        per_doc = np.zeros(len(s.document_bytes))
         for i, b in enumerate(s.batches):
             nll, kl = batch_nll(model, ev, name, i, b)
             bits, response = bits + float(nll.sum()), response + float(nll[b.response].sum())
+            per_doc += by_document(nll, b, len(per_doc))
             if kl is not None:
                 kl_sum, kl_n = kl_sum + kl, kl_n + len(nll)
         out |= {f"bits_{name}": bits / LN2, f"bpb_{name}": bits / LN2 / s.n_bytes}
         if s.response_bytes:
             out[f"bpbr_{name}"] = response / LN2 / s.response_bytes
+        documents[name] = per_doc / LN2
     out["kl_to_base"] = kl_sum / kl_n if kl_n else float("nan")
-    return out
+    return out, documents
+
+
+def text_metrics(model, ev: EvalSet) -> dict[str, float]:
+    """Code lengths of every text set and the KL to base over the align + perturb sets."""
+    return text_codes(model, ev)[0]
 
 
 def set_base(base_model, ev: EvalSet) -> None:

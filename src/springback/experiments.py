@@ -5,6 +5,8 @@
 - ``size`` (claim C4): each size of ``size.sizes`` at ``size.tokens`` as a main base, with its
   random-init twin as the paired control;
 - ``volume`` (claim C5): one size at each budget of ``volume.tokens``;
+- ``prior``: ``prior.size`` at ``prior.tokens`` in the main world (the balanced reference) and
+  in every world of ``worlds`` with a nonzero prior (D_p's behaviour shifted toward the target);
 - ``resistance`` (claim C1): forward vs inverse alignment on each size of ``resistance.sizes``
   and its random-init twin (its own protocol, not the rebound's: ``resistance_bases``).
 
@@ -16,15 +18,25 @@ the config: the Snakefile, the config checks and the claims all read the same ex
 
 from __future__ import annotations
 
-EXPERIMENTS = ("rebound", "size", "volume", "resistance", "compression", "algorithms")
+EXPERIMENTS = ("rebound", "size", "volume", "prior", "resistance", "compression", "algorithms")
+
+
+def worlds(cfg: dict) -> dict[str, dict]:
+    """The pretraining worlds besides main (toy mode; config ``worlds``) that have seeds, each
+    with its seeds, ``mirror`` (default false) and ``prior`` (nats, default 0)."""
+    if cfg.get("mode", "toy") == "hub":
+        return {}
+    return {name: {"seeds": list(spec["seeds"]), "mirror": bool(spec.get("mirror", False)),
+                   "prior": float(spec.get("prior", 0.0))}
+            for name, spec in (cfg.get("worlds") or {}).items() if spec.get("seeds")}
 
 
 def world_seeds(cfg: dict) -> dict[str, list[int]]:
-    """Pretraining seeds per world (toy: main and, if it has seeds, mirror; hub: one)."""
+    """Pretraining seeds per world (toy: main, then every world of ``worlds`` with seeds; hub:
+    one)."""
     if cfg.get("mode", "toy") == "hub":
         return {"hub": [0]}
-    seeds = {"main": cfg["pretrain"]["seeds"], "mirror": cfg["pretrain"].get("mirror_seeds", [])}
-    return {w: s for w, s in seeds.items() if s}
+    return {"main": cfg["pretrain"]["seeds"]} | {w: s["seeds"] for w, s in worlds(cfg).items()}
 
 
 def study_bases(cfg: dict) -> list[dict]:
@@ -60,7 +72,16 @@ def study_bases(cfg: dict) -> list[dict]:
         spec = cfg["volume"]
         for tokens in spec["tokens"]:
             add("volume", spec["size"], tokens, directions=spec["directions"])
+    if "prior" in experiments and not hub:
+        spec = cfg["prior"]
+        for world in ["main", *prior_worlds(cfg)]:
+            add("prior", spec["size"], spec["tokens"], world=world, directions=spec["directions"])
     return list(bases.values())
+
+
+def prior_worlds(cfg: dict) -> list[str]:
+    """The worlds of ``worlds`` (with seeds) whose D_p is shifted toward the target behaviour."""
+    return [name for name, spec in worlds(cfg).items() if spec["prior"] != 0]
 
 
 def resistance_bases(cfg: dict) -> list[dict]:

@@ -33,6 +33,14 @@ def build_llama(vocab_size: int, *, hidden: int, layers: int, heads: int, interm
     return LlamaForCausalLM(config).float()
 
 
+def check_device(device: str) -> None:
+    """Refuse a CUDA device that torch cannot see, with one line naming it (a job asked for
+    toy.device cuda, or a hub runtime, on a machine without one)."""
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} asked for, but torch {torch.__version__} sees no "
+                           "CUDA device here")
+
+
 def n_params(model) -> int:
     """Number of distinct parameters (tied embeddings counted once)."""
     return sum(p.numel() for p in model.parameters())
@@ -111,6 +119,7 @@ def load_model(path: str | Path, *, dtype: torch.dtype | str = torch.float32,
 
     dtype = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     path = Path(path)
+    check_device(device)
     if (path / "adapter_config.json").is_file():
         return load_adapter(path, dtype=dtype, device=device, trust_remote_code=trust_remote_code,
                             device_map=device_map)

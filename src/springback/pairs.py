@@ -24,7 +24,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from springback.elasticity import CONDITION, MIN_GAP, verdict
+from springback.elasticity import BAND, CONDITION, EARLY, MIN_EXCESS, MIN_GAP, verdict
 from springback.tables import curves, elasticity_table
 
 RELEASED = 1  # the n_pos label of the released model's arm (its alignment data are unknown)
@@ -38,7 +38,7 @@ NO_GAP = "undefined: the base's cue gap is under {min_gap} nats, no context mapp
 
 # statistic -> (null, side, reading, reading when undefined). The verdict reads the CI against
 # the null (None: no verdict) as claims.csv does, on the side (+1 above, -1 below) that the
-# reading names; readings are formatted with value (point and CI), beyond, unit, level, n_max.
+# reading names; readings are formatted with value (point and CI), unit, level, n_max.
 STATISTICS = {
     "base_level": (None, 1, "the base level: the base model's mean {level} is {value}",
                    "undefined: the base was not evaluated"),
@@ -48,27 +48,33 @@ STATISTICS = {
     "return_count": (None, 1, "{value} examples of D_t bring the released model back to the "
                               "base level",
                      "the released model does not return to the base level " + NEVER),
-    "beyond_count": (None, 1, "{value} further examples of D_t take it {beyond} {unit} past the "
-                              "base level",
-                     "the released model does not get {beyond} {unit} past the base level "
-                     + NEVER),
-    "departure_count": (None, 1, "the base itself needs {value} examples of D_t to move "
-                                 "{beyond} {unit}",
-                        "the base does not move {beyond} {unit} " + NEVER),
-    "stiffness": (1.0, 1, "retained stiffness {value}: above 1, once back at the base level the "
-                          "released model resists being pushed further more than the fresh base "
-                          "resists being moved",
-                  "undefined, as the beyond or the departure count is (see those rows)"),
-    "two_phase": (1.0, 1, "two-phase ratio {value}: above 1, the return to the base level is "
-                          "faster than the fall past it",
-                  "undefined, as the return or the beyond count is (see those rows)"),
+    "return_rate": (None, 1, "it moves back toward the base level at {value} {unit} per example "
+                             "(censored at the grid end if it never gets there)",
+                    "undefined: the released model starts at or below the base level"),
+    "departure_rate": (None, 1, "the base itself moves {value} {unit} per example over its "
+                                "first examples of D_t",
+                       "undefined: the base was not perturbed far enough"),
+    "return_speedup": (None, 1, "return speed / departure speed {value}: how much faster the "
+                                "released model moves back than the fresh base moves away",
+                       "undefined, as the return or the departure rate is (see those rows)"),
+    "kink_excess": (MIN_EXCESS, 1, "kink excess {value}: above 0.1, the released model slows down where "
+                            "it passes the base level more than at nearby levels (a spring "
+                            "at the base; a smooth decline gives 0)",
+                    "undefined: the released model does not get far enough past the base level "
+                    + NEVER),
+    "stiffness_excess": (MIN_EXCESS, 1, "stiffness excess {value}: above 0.1, leaving the base level "
+                                 "again costs the released model more examples than it costs "
+                                 "the fresh base, beyond the same ratio one band further on",
+                         "undefined: the released model or the base does not get far enough "
+                         "past the base level " + NEVER),
     "aligned_gap_share": (None, 1, "the released model keeps {value} of the base's cue gap "
                                    "(how much its behaviour still follows the prompts' context)",
                           NO_GAP),
-    "peak_gap_share": (None, 1, "the perturbation lifts the cue gap to at most {value} of the "
-                                "base's", NO_GAP),
+    "gap_at_return_share": (None, 1, "when it passes back through the base level (or at the "
+                                     "grid end) the cue gap is {value} of the base's", NO_GAP),
     "recovery": (0.0, 1, "context recovery {value}: the share of the base's cue gap the "
-                         "perturbation brings back", NO_GAP),
+                         "perturbation brings back by the time the behaviour returns to the base "
+                         "level", NO_GAP),
     "kl_aligned": (None, 1, "KL from the released model to the base is {value} nats/token "
                             "before any perturbation",
                    "undefined: KL was not measured at n_neg 0"),
@@ -108,16 +114,16 @@ def card_verdict(low: float, high: float, null: float | None, side: int) -> str:
     return verdict(low, high, null) if side > 0 else verdict(-high, -low, -null)
 
 
-def reading(statistic: str, point: float, low: float, high: float, *, beyond: float,
-            metric: str, n_max: int) -> str:
+def reading(statistic: str, point: float, low: float, high: float, *, metric: str,
+            n_max: int) -> str:
     """The plain-words reading of one statistic of the card."""
     _, _, defined, undefined = STATISTICS[statistic]
     text = defined if math.isfinite(point) else undefined
-    return text.format(value=_value(point, low, high), beyond=f"{beyond:g}", unit=UNITS[metric],
-                       level=LEVELS[metric], n_max=n_max, min_gap=MIN_GAP)
+    return text.format(value=_value(point, low, high), unit=UNITS[metric], level=LEVELS[metric],
+                       n_max=n_max, min_gap=MIN_GAP)
 
 
-def card_rows(stats: pd.Series, *, pair: str, beyond: float, metric: str, n_max: int) -> list:
+def card_rows(stats: pd.Series, *, pair: str, metric: str, n_max: int) -> list:
     """The card's rows of one condition (a row of ``elasticity_table`` for the released arm)."""
     rows = []
     for name, (null, side, _, _) in STATISTICS.items():
@@ -126,21 +132,21 @@ def card_rows(stats: pd.Series, *, pair: str, beyond: float, metric: str, n_max:
                      "metric": metric, "statistic": name, "point": point, "low": low,
                      "high": high, "null": np.nan if null is None else null,
                      "verdict": card_verdict(low, high, null, side),
-                     "reading": reading(name, point, low, high, beyond=beyond, metric=metric,
+                     "reading": reading(name, point, low, high, metric=metric,
                                         n_max=n_max)})
     return rows
 
 
 def card_table(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int,
-               beyond: float, metric: str = "logodds") -> pd.DataFrame:
+               metric: str = "logodds", band: float = BAND,
+               early: float = EARLY) -> pd.DataFrame:
     """Every statistic of the released arm of each (pair, task, direction), with its 95 % CI
     (paired hierarchical bootstrap: fine-tuning seeds, then prompts), verdict and reading."""
     table = elasticity_table(as_conditions(prompts), as_conditions(checkpoints), n_boot=n_boot,
-                             beyond=beyond, metric=metric)
+                             metric=metric, band=band, early=early)
     n_max = int(checkpoints["n_neg"].max())
     rows = [r for _, stats in table.iterrows() if stats["n_pos"] == RELEASED
-            for r in card_rows(stats, pair=stats["size"], beyond=beyond, metric=metric,
-                               n_max=n_max)]
+            for r in card_rows(stats, pair=stats["size"], metric=metric, n_max=n_max)]
     return pd.DataFrame(rows, columns=CARD_COLUMNS)
 
 
@@ -155,16 +161,17 @@ def card_curves(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int
     return table[keys + [c for c in table.columns if c not in keys + CONDITION + ["role"]]]
 
 
-def write_card(*, metrics: list[str], prompts: list[str], n_boot: int, beyond: float,
-               metric: str, out_card: str, out_curves: str, out_figure: list[str]) -> None:
+def write_card(*, metrics: list[str], prompts: list[str], n_boot: int, claims: dict,
+               out_card: str, out_curves: str, out_figure: list[str]) -> None:
     """card.csv, the curves it is read from (curves.csv) and the figure (png, pdf) of one pair,
     from the checkpoint and per-prompt rows of all its jobs."""
     from springback.plots import pair_plot, save
 
     checkpoints = pd.concat([pd.read_csv(m) for m in metrics], ignore_index=True)
     per_prompt = pd.concat([pd.read_parquet(p) for p in prompts], ignore_index=True)
-    card_table(per_prompt, checkpoints, n_boot=n_boot, beyond=beyond, metric=metric).to_csv(
-        out_card, index=False)
+    metric = claims["metric"]
+    card_table(per_prompt, checkpoints, n_boot=n_boot, metric=metric, band=claims["band"],
+               early=claims["early"]).to_csv(out_card, index=False)
     frame = card_curves(per_prompt, checkpoints, n_boot=n_boot, metric=metric)
     frame.to_csv(out_curves, index=False)
     save(pair_plot(frame, metric), *out_figure)

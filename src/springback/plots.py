@@ -27,22 +27,13 @@ def _width(frame: pd.DataFrame) -> float:
     return max(11.0, 2.0 * frame["base"].nunique())
 
 
-def fit_segments(elasticity: pd.DataFrame) -> pd.DataFrame:
-    """The two-phase segments of every aligned curve, as the statistics define them: from the
-    aligned model to the base crossing, then to ``beyond`` nats past the base level."""
-    rows = []
-    for _, r in elasticity.iterrows():
-        cross, past = r["return_count"], r["return_count"] + r["beyond_count"]
-        beyond_level = r["base_level"] + r["sign"] * r["beyond"] if pd.notna(past) else float("nan")
-        for n, y, seg in ((0.0, r["base_level"] - r["sign"] * r["lift"], "fast"),
-                          (cross, r["base_level"], "fast"), (cross, r["base_level"], "slow"),
-                          (past, beyond_level, "slow")):
-            rows.append({**{k: r[k] for k in ("task", "role", "size", "pretrain_tokens",
-                                               "direction", "n_pos")},
-                         "n_neg": n, "level": y, "segment": f"{r['n_pos']}-{seg}"})
-    return pd.DataFrame(rows, columns=["task", "role", "size", "pretrain_tokens", "direction",
-                                       "n_pos", "n_neg", "level", "segment"]).dropna(
-        subset=["n_neg", "level"])
+def return_points(elasticity: pd.DataFrame) -> pd.DataFrame:
+    """Where each aligned curve passes back through the base level (its return count), as the
+    statistics read it; curves that never return within the grid have no point."""
+    keys = ["task", "role", "size", "pretrain_tokens", "direction", "n_pos"]
+    frame = elasticity[keys + ["return_count", "base_level"]].rename(
+        columns={"return_count": "n_neg", "base_level": "level"})
+    return frame.dropna(subset=["n_neg"])
 
 
 LEVEL = {"logodds": "mean log-odds of the target behaviour (nats)",
@@ -52,21 +43,51 @@ LEVEL = {"logodds": "mean log-odds of the target behaviour (nats)",
 def rebound_plot(curves: pd.DataFrame, elasticity: pd.DataFrame, task: str,
                  metric: str = "logodds") -> p9.ggplot:
     """The behaviour level (mean log-odds; the judged score in hub mode) vs n_neg, a line per
-    n_pos with its CI band, the dashed base level and the two-phase segments of the statistics;
-    facets: direction x base."""
+    n_pos with its CI band, the dashed base level and a point where each aligned curve returns
+    to it; facets: direction x base."""
     frame = _labelled(curves[curves["task"] == task])
     base = frame[(frame["n_pos"] == 0) & (frame["n_neg"] == 0)]
-    fits = _labelled(fit_segments(elasticity[elasticity["task"] == task]))
+    back = _labelled(return_points(elasticity[elasticity["task"] == task]))
     return (p9.ggplot(frame, p9.aes("n_neg", "level", colour="n_pos", fill="n_pos"))
             + p9.geom_ribbon(p9.aes(ymin="level_low", ymax="level_high"), alpha=0.15,
                              colour="none")
             + p9.geom_line(size=0.4)
-            + p9.geom_path(p9.aes(group="segment"), data=fits, linetype="dotted", size=0.8)
+            + p9.geom_point(data=back, size=2, shape="o", fill="white")
             + p9.geom_hline(p9.aes(yintercept="level"), data=base, linetype="dashed")
             + p9.facet_grid("direction ~ base")
             + p9.labs(x="perturbation examples (n_neg)", y=LEVEL[metric], colour="n_pos",
-                      fill="n_pos", title=f"Rebound: {task} (dotted: the two-phase segments)")
+                      fill="n_pos", title=f"Rebound: {task} (dashed: the base level; open "
+                      "points: the return to it)")
             + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5.5)))
+
+
+def prior_plot(curves: pd.DataFrame) -> p9.ggplot:
+    """E3: the deepest aligned arm and the departure control of the main world's main base and
+    each prior-shifted world's at the same size and budget (forward), each world's base level
+    dashed in its colour: a spring slows down at its own world's base level, saturation at the
+    same log-odds in every world."""
+    main = curves[(curves["role"] == "main") & (curves["world"] != "mirror")
+                  & (curves["direction"] == "forward") & (curves["algo"] == "sft")]
+    shifted = main[main["world"] != "main"]
+    frame = main[main.set_index(["size", "pretrain_tokens"]).index.isin(
+        shifted.set_index(["size", "pretrain_tokens"]).index)]
+    frame = frame[(frame["n_pos"] == 0) | (frame["n_pos"] == frame["n_pos"].max())].copy()
+    frame["arm"] = np.where(frame["n_pos"] == 0, "departure", "deepest alignment")
+    frame["curve"] = frame["world"] + " " + frame["arm"]
+    base = frame[(frame["n_pos"] == 0) & (frame["n_neg"] == 0)]
+    plot = p9.ggplot(frame, p9.aes("n_neg", "level", colour="world", fill="world"))
+    if frame.empty:
+        return plot + p9.annotate("text", x=0, y=0, label="no prior-shifted world in this study")
+    return (plot + p9.geom_ribbon(p9.aes(ymin="level_low", ymax="level_high", group="curve"),
+                                  alpha=0.12, colour="none")
+            + p9.geom_line(p9.aes(linetype="arm", group="curve"))
+            + p9.geom_hline(p9.aes(yintercept="level", colour="world"), data=base,
+                            linetype="dashed")
+            + p9.facet_wrap("~task")
+            + p9.labs(x="perturbation examples (n_neg)", y=LEVEL["logodds"],
+                      title="E3: rebound in worlds whose pretraining shifts the base level "
+                            "(dashed: each world's base level)")
+            + p9.theme_bw() + p9.theme(figure_size=(11, 4.5)))
 
 
 def cue_gap_plot(curves: pd.DataFrame) -> p9.ggplot:
@@ -148,8 +169,8 @@ def pair_plot(curves: pd.DataFrame, metric: str = "logodds") -> p9.ggplot:
                                        legend_position="bottom"))
 
 
-TREND_LABELS = {"stiffness": "E1 retained stiffness S", "recovery": "E2 context recovery",
-                "faster_return": "- return count (examples)"}
+TREND_LABELS = {"kink_excess": "C2 kink excess at the base", "recovery": "E2 context recovery",
+                "return_speedup": "return speed / departure speed"}
 TREND_AXES = {"parameters": ("C4", "non-embedding parameters"), "tokens": ("C5", "pretraining tokens")}
 
 
@@ -271,7 +292,8 @@ def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str, resi
     plots = {"size_trend": lambda: trend_plot(trend, "parameters"),
              "volume_trend": lambda: trend_plot(trend, "tokens"),
              "resistance": lambda: resistance_plot(resistance_summary(runs, n_boot)),
-             "theorem": lambda: theorem_plot(points), "algorithms": lambda: algorithms_plot(frame)}
+             "theorem": lambda: theorem_plot(points), "algorithms": lambda: algorithms_plot(frame),
+             "prior_shift": lambda: prior_plot(frame)}
     if compression:
         plots["compressors"] = lambda: compressors_plot(pd.read_csv(compression[0]))
         plots["rank_frequency"] = lambda: rank_frequency_plot(pd.read_csv(compression[1]))

@@ -7,8 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from springback.elasticity import (CONDITION, condition_cubes, curve_stats, kl_stats,
-                                   replicate_curves, replicate_metric, run_curves, summarise)
+from springback.elasticity import (BAND, CONDITION, EARLY, condition_cubes, curve_stats,
+                                   kl_stats, make_cube, replicate_curves, replicate_metric,
+                                   run_curves, summarise, value_at)
 
 KEYS = ["world", "size", "pretrain_seed", "pretrain_tokens", "params", "params_nonembedding"]
 CHECKPOINT_METRICS = ["score", "p_target", "kl_to_base", "bpb_pretrain", "bpb_align", "bpb_perturb"]
@@ -92,35 +93,39 @@ def curves(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int,
 
 
 def elasticity_table(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, n_boot: int,
-                     beyond: float, metric: str = "logodds") -> pd.DataFrame:
+                     metric: str = "logodds", band: float = BAND,
+                     early: float = EARLY) -> pd.DataFrame:
     """Per condition and aligned arm: every elasticity statistic and the KL rebound, with CIs
     (each base's recovery is a share of its own base cue gap here; claims.csv uses the effect's)."""
     rows = []
     for key, cube, metrics, draws in conditions(prompts, checkpoints, n_boot, metric=metric):
         x = cube.n_neg.astype(float)
         level, gap = replicate_curves(cube, draws)
-        stats = curve_stats(x, level, gap, cube.sign, beyond=beyond)
+        stats = curve_stats(x, level, gap, cube.sign, band=band, early=early)
         stats |= kl_stats(x, replicate_metric(metrics["kl_to_base"], draws))
         for a, n_pos in enumerate(cube.n_pos[1:], start=1):
             row = dict(zip(CONDITION + ["role"], key), n_pos=n_pos, sign=cube.sign,
-                       beyond=beyond, metric=metric)
+                       band=band, metric=metric)
             for name, reps in stats.items():
                 row |= _interval_columns(name, reps[:, a])
             rows.append(row)
     return pd.DataFrame(rows)
 
 
-def runs_table(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, beyond: float,
-               metric: str = "logodds") -> pd.DataFrame:
+def runs_table(prompts: pd.DataFrame, checkpoints: pd.DataFrame, *, metric: str = "logodds",
+               band: float = BAND, early: float = EARLY) -> pd.DataFrame:
     """Per run (pretraining seed x fine-tuning seed) and aligned arm: the point statistics."""
     rows = []
+    seeds_of = {key: (np.sort(f["pretrain_seed"].unique()), np.sort(f["seed"].unique()))
+                for key, f in checkpoints[checkpoints["algo"] != "none"].groupby(
+                    CONDITION + ["role"])}
     for key, cube, metrics, _ in conditions(prompts, checkpoints, 0, metric=metric):
         x = cube.n_neg.astype(float)
         level, gap = run_curves(cube)
-        stats = curve_stats(x, level, gap, cube.sign, beyond=beyond) | kl_stats(x, metrics["kl_to_base"])
-        pseeds = np.sort(prompts["pretrain_seed"][prompts["role"] == key[-1]].unique())
-        seeds = np.sort(prompts["seed"].unique())
-        for (p, f, a), _ in np.ndenumerate(stats["stiffness"]):
+        stats = curve_stats(x, level, gap, cube.sign, band=band, early=early) | kl_stats(
+            x, metrics["kl_to_base"])
+        pseeds, seeds = seeds_of[key]
+        for (p, f, a), _ in np.ndenumerate(stats["lift"]):
             if a == 0:
                 continue
             rows.append({**dict(zip(CONDITION + ["role"], key)), "pretrain_seed": pseeds[p],
@@ -136,31 +141,86 @@ def phase_change(frame: pd.DataFrame, start: dict, end: dict, metric: str) -> fl
     return 100 * (mean(end) - mean(start)) / mean(start)
 
 
-def regime_table(checkpoints: pd.DataFrame, runs: pd.DataFrame, *, max_dp_rise: float) -> pd.DataFrame:
-    """Per pretrained base, pretraining seed and task (forward direction): is the fine-tuning
-    regime competent? Examples the departure control needs to move the mean log-odds ``beyond``
-    nats, and the relative change of held-out bits/byte of D_t, D_a, D_p over each phase."""
-    rebound = checkpoints[(checkpoints["algo"] == "sft") & (checkpoints["direction"] == "forward")
-                          & (checkpoints["pretrain_tokens"] > 0)]
-    base = ["role", "task", "world", "size", "pretrain_tokens", "pretrain_seed"]
-    departure = runs[runs["direction"] == "forward"].groupby(base)["departure_count"].mean()
+BASE = ["role", "task", "world", "size", "pretrain_tokens", "pretrain_seed"]
+PLASTICITY_TOLERANCE = 0.25  # a control moves as far as its main base within +-25 %
+
+
+def departure_moves(prompts: pd.DataFrame, *, early: float,
+                    metric: str = "logodds") -> pd.Series:
+    """Per pretrained base (BASE keys; forward SFT): how far the departure control (the base
+    perturbed directly) moves the mean behaviour in its first ``early`` examples (nats), mean
+    over fine-tuning seeds."""
+    out = {}
+    rows = prompts[(prompts["algo"] == "sft") & (prompts["direction"] == "forward")]
+    for key, frame in rows.groupby(CONDITION + ["role"]):
+        cube = make_cube(frame, metric)
+        level = run_curves(cube)[0][:, :, 0]                       # [pseed, seed, n_neg]
+        move = cube.sign * (value_at(cube.n_neg.astype(float), level, np.asarray(float(early)))
+                            - level[..., 0])
+        for p, pseed in enumerate(np.sort(frame["pretrain_seed"].unique())):
+            out[(key[-1], key[0], key[1], key[2], key[3], pseed)] = float(np.mean(move[p]))
+    return pd.Series(out, dtype=float)
+
+
+def regime_table(checkpoints: pd.DataFrame, prompts: pd.DataFrame, *, max_dp_rise: float,
+                 early: float = EARLY, metric: str = "logodds") -> pd.DataFrame:
+    """Per base, pretraining seed and task (forward direction): is the fine-tuning regime
+    competent, and does the base move as far as its main base? Competent: training the
+    departure control on D_t lowers held-out D_t bits/byte, and (pretrained bases) no phase
+    raises held-out D_p bits/byte by ``max_dp_rise`` % or more. Plasticity: the departure
+    control's move in its first ``early`` examples against the main world's main base of the
+    same task and size (``plasticity_ratio``; ``plasticity_matched`` within +-25 %). The
+    learning rate of the base's rebound runs is listed where the table records it."""
+    rebound = checkpoints[(checkpoints["algo"] == "sft") & (checkpoints["direction"] == "forward")]
+    moves = departure_moves(prompts, early=early, metric=metric)
     rows = []
-    for key, frame in rebound.groupby(base):
+    for key, frame in rebound.groupby(BASE):
         deep, last = frame["n_pos"].max(), frame["n_neg"].max()
-        row = dict(zip(base, key))
-        row["departure_count"] = departure.get(key, np.nan)
+        row = dict(zip(BASE, key))
+        if "lr" in frame:
+            row["lr"] = float(frame["lr"].iloc[0])
         phases = {"align": ({"n_pos": 0, "n_neg": 0}, {"n_pos": deep, "n_neg": 0}),
                   "perturb": ({"n_pos": deep, "n_neg": 0}, {"n_pos": deep, "n_neg": last}),
                   "departure": ({"n_pos": 0, "n_neg": 0}, {"n_pos": 0, "n_neg": last})}
         for phase, (start, end) in phases.items():
-            for metric, name in BPB.items():
-                row[f"{phase}_{name}_pct"] = phase_change(frame, start, end, metric)
-        row["dt_improves"] = bool(row["departure_D_t_pct"] < 0)
-        row["dp_rise_ok"] = bool(max(row[f"{p}_D_p_pct"] for p in phases) < max_dp_rise)
-        row["competent"] = row["dt_improves"] and row["dp_rise_ok"] and bool(
-            np.isfinite(row["departure_count"]))
+            for column, name in BPB.items():
+                row[f"{phase}_{name}_pct"] = phase_change(frame, start, end, column)
+        row["departure_move"] = moves.get(key, np.nan)
         rows.append(row)
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    if table.empty:
+        return table
+    reference = table[(table["role"] == "main") & (table["world"] == "main")]
+    reference = reference[reference["pretrain_tokens"] == reference.groupby(
+        ["task", "size"])["pretrain_tokens"].transform("max")]
+    ref_move = reference.groupby(["task", "size"])["departure_move"].mean()
+    table["plasticity_ratio"] = [m / ref_move.get((t, s), np.nan) for m, t, s in zip(
+        table["departure_move"], table["task"], table["size"])]
+    table["plasticity_matched"] = (table["plasticity_ratio"] - 1).abs() <= PLASTICITY_TOLERANCE
+    table["dt_improves"] = table["departure_D_t_pct"] < 0
+    rise = table[[f"{p}_D_p_pct" for p in ("align", "perturb", "departure")]].max(axis=1)
+    table["dp_rise_ok"] = (table["pretrain_tokens"] == 0) | (rise < max_dp_rise)
+    table["competent"] = table["dt_improves"] & table["dp_rise_ok"]
+    return table
+
+
+def competence(regime: pd.DataFrame) -> dict[tuple, tuple[bool, str]]:
+    """Per base (task, world, size, tokens): competent in every pretraining seed, and if not,
+    why (seed: held-out D_t worsens / D_p rises)."""
+    out = {}
+    if regime.empty:
+        return out
+    for (task, world, size, tokens), frame in regime.groupby(["task", "world", "size",
+                                                             "pretrain_tokens"]):
+        why = []
+        for _, r in frame[~frame["competent"]].iterrows():
+            if not r["dt_improves"]:
+                why.append(f"seed {r['pretrain_seed']}: held-out D_t bits/byte "
+                           f"{r['departure_D_t_pct']:+.1f} % while training on D_t")
+            if not r["dp_rise_ok"]:
+                why.append(f"seed {r['pretrain_seed']}: D_p bits/byte rises too much")
+        out[task, world, size, int(tokens)] = (not why, "; ".join(why))
+    return out
 
 
 def aggregate(*, metrics: list[str], prompts: list[str], ladder: str, roles: list[dict],

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from springback.elasticity import replicate_metric
+from springback.verdicts import claim_row
 
 DATASETS = {"p": "bpb_pretrain", "a": "bpb_align", "t": "bpb_perturb"}
 STATEMENT = ("Theorem 4.2: under perturbation the alignment set's bits/byte rises about k = "
@@ -48,6 +49,9 @@ def deltas(metrics: dict[str, np.ndarray], draws) -> dict[str, np.ndarray]:
     for x, column in DATASETS.items():
         reps = replicate_metric(metrics[column], draws)  # [B, arm, n_neg]
         measured = np.flatnonzero(np.isfinite(reps[0]).all(0))
+        if len(measured) < 2:  # no bits/byte past n_neg 0 (e.g. tables made elsewhere)
+            out[x] = np.full(reps.shape[:2], np.nan)
+            continue
         out[x] = reps[:, :, measured[-1]] - reps[:, :, 0]
     return out
 
@@ -70,11 +74,11 @@ def finite_slope(x: np.ndarray, values: np.ndarray, min_points: int = 3) -> np.n
     return out
 
 
-def c7_rows(conditions, *, phase1_tokens: dict | None = None) -> tuple[list[dict], list[dict]]:
+def c7_rows(conditions, *, phase1_tokens: dict | None = None,
+            margin: float = 0.5) -> tuple[list[dict], list[dict]]:
     """C7 claim rows and the points of the k fit, from ``tables.conditions`` output (key, cube,
-    checkpoint metrics, draws) of a study's forward conditions."""
-    from springback.claims import claim_row
-
+    checkpoint metrics, draws) of a study's forward conditions. The spring invariant is an
+    equality: its verdict is an equivalence test of the log10 ratio against 0 +- ``margin``."""
     per_key, twins = {}, {}
     for key, cube, metrics, draws in conditions:
         task, world, size, tokens, algo, direction, role = key
@@ -95,7 +99,7 @@ def c7_rows(conditions, *, phase1_tokens: dict | None = None) -> tuple[list[dict
         for name, fn in (("delta_a", lambda v: v["a"][:, -1]),
                          ("p_falls", lambda v: -v["p"][:, -1]),
                          ("a_moves_more", lambda v: np.abs(v["a"][:, -1]) - np.abs(v["p"][:, -1]))):
-            rows.append(claim_row("C7", name, 0.0, label, fn(d),
+            rows.append(claim_row("C7", STATEMENT, name, 0.0, label, fn(d),
                                   "random_init" if twin else "none", fn(twin) if twin else None))
     for task, size in sorted({(k[0], k[2]) for k in per_key}):
         keys = [k for k in per_key if (k[0], k[2]) == (task, size) and k[-1] == "main"
@@ -119,14 +123,16 @@ def c7_rows(conditions, *, phase1_tokens: dict | None = None) -> tuple[list[dict
         label = {"task": task, "world": "main", "size": size,
                  "pretrain_tokens": "|".join(dict.fromkeys(str(k[3]) for k in keys)),
                  "algo": "sft", "direction": "forward", "n_runs": np.nan}
-        rows.append(claim_row("C7", "k_exponent", 0.0, label, finite_slope(x, values), "none",
-                              None) | {"detail": f"{int(np.isfinite(values[0]).sum())} of "
-                                                 f"{len(x)} points have a ratio"})
+        rows.append(claim_row("C7", STATEMENT, "k_exponent", 0.0, label, finite_slope(x, values),
+                              detail=f"{int(np.isfinite(values[0]).sum())} of {len(x)} points "
+                                     "have a ratio"))
         spring = np.stack(springs, 1)
         with np.errstate(all="ignore"):  # a replicate without any ratio has no median
             median = np.array([np.median(r[np.isfinite(r)]) if np.isfinite(r).any() else np.nan
                                for r in spring])
-        rows.append(claim_row("C7", "spring_log_ratio", 0.0, label, median, "none", None))
+        rows.append(claim_row("C7", STATEMENT, "spring_log_ratio", 0.0, label, median,
+                              margin=margin, equality=True,
+                              detail=f"equality within +-{margin} (log10)"))
     return [r for r in rows if r is not None], points
 
 

@@ -18,6 +18,46 @@ import torch
 log = logging.getLogger(__name__)
 
 SaveFn = Callable[[object, int], None]
+LOSS_ROWS = 512  # rows per chunk of the fused loss: 512 x a 600-word head = 1.2 MB, in cache
+
+
+class LinearCrossEntropy(torch.autograd.Function):
+    """Mean cross-entropy of the logits ``hidden @ weight.T`` against ``targets``, computed chunk
+    by chunk of LOSS_ROWS rows with its gradient in the same pass: the full logits, their
+    log-softmax and its backward are never materialised. The gradient of the logits is formed as
+    ``F.cross_entropy``'s backward forms it ((softmax - one-hot) / n, scaled before the matrix
+    products), so values and gradients equal ``F.cross_entropy(hidden @ weight.T, targets)`` up
+    to float rounding."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor):
+        n, total = len(hidden), hidden.new_zeros(())
+        grad_h, grad_w = torch.empty_like(hidden), torch.zeros_like(weight)
+        for lo in range(0, n, LOSS_ROWS):
+            h, t = hidden[lo: lo + LOSS_ROWS], targets[lo: lo + LOSS_ROWS]
+            rows = torch.arange(len(t), device=t.device)
+            logp = torch.log_softmax(h @ weight.T, -1)
+            total -= logp[rows, t].sum()
+            grad = logp.exp_().mul_(1 / n)
+            grad[rows, t] -= 1 / n
+            torch.mm(grad, weight, out=grad_h[lo: lo + LOSS_ROWS])
+            grad_w.addmm_(grad.T, h)
+        ctx.save_for_backward(grad_h, grad_w)
+        return total / n
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):
+        grad_h, grad_w = ctx.saved_tensors
+        return grad_h * grad_out, grad_w * grad_out, None
+
+
+def next_token_loss(model, ids: torch.Tensor) -> torch.Tensor:
+    """The causal-LM loss HF computes for ``model(input_ids=ids, labels=ids)`` on unpadded rows
+    (mean over every position but the last), through ``LinearCrossEntropy``: the output head
+    runs on the predicting positions only and no key/value cache is built."""
+    hidden = model.model(input_ids=ids, use_cache=False).last_hidden_state[:, :-1]
+    return LinearCrossEntropy.apply(hidden.flatten(0, 1), model.lm_head.weight,
+                                    ids[:, 1:].flatten())
 
 
 def pack_blocks(docs: Sequence[Sequence[int]], *, context: int, bos_id: int,
@@ -40,18 +80,23 @@ def cosine_lr(step: int, total: int, *, peak: float, warmup: int, floor: float =
 
 
 def pretrain(model, blocks: torch.Tensor, *, tokens: int, save_at: Sequence[int], save: SaveFn,
-             batch_size: int, lr: float, warmup: int, weight_decay: float, seed: int) -> None:
+             batch_size: int, lr: float, warmup: int, weight_decay: float, seed: int,
+             device: str = "cpu") -> None:
     """Next-token training on packed blocks for ``tokens`` tokens (cycling the corpus if needed).
 
     Tokens are counted as batch_size x context per step; ``save(model, n_tokens)`` is called at each
-    budget in ``save_at`` (0 = the random initialisation).
+    budget in ``save_at`` (0 = the random initialisation). The model and the blocks move to
+    ``device``; the loss is ``next_token_loss``, the optimiser a fused AdamW (equal to the
+    for-loop AdamW up to float rounding).
     """
     torch.manual_seed(seed)
     context = blocks.shape[1]
     total = math.ceil(tokens / (batch_size * context))
     order = torch.randperm(len(blocks), generator=torch.Generator().manual_seed(seed))
+    model.to(device)
+    blocks, order = blocks.to(device), order.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay,
-                            betas=(0.9, 0.95))
+                            betas=(0.9, 0.95), fused=True)
     pending = sorted(save_at)
     model.train()
     start = time.time()
@@ -61,24 +106,27 @@ def pretrain(model, blocks: torch.Tensor, *, tokens: int, save_at: Sequence[int]
             save(model, pending.pop(0))
         if step == total:
             break
-        idx = order[torch.arange(step * batch_size, (step + 1) * batch_size) % len(blocks)]
+        rows = torch.arange(step * batch_size, (step + 1) * batch_size, device=device)
         for group in opt.param_groups:
             group["lr"] = cosine_lr(step, total, peak=lr, warmup=warmup)
-        loss = model(input_ids=blocks[idx], labels=blocks[idx]).loss
+        loss = next_token_loss(model, blocks[order[rows % len(blocks)]])
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        _progress(step + 1, total, loss.item(), (step + 1) * batch_size * context, start)
+        _progress(step + 1, total, loss.detach(), (step + 1) * batch_size * context, start)
     model.eval()
 
 
-def _progress(step: int, total: int, loss: float, tokens: int, start: float) -> None:
+def _progress(step: int, total: int, loss: torch.Tensor | float, tokens: int,
+              start: float) -> None:
+    """Log the loss and throughput every 5 % of the steps (``loss`` is read only then: on a GPU
+    reading it waits for the step)."""
     if step % max(1, total // 20) == 0 or step == total:
         elapsed = time.time() - start
         rate = tokens / max(elapsed, 1e-9)
         eta = elapsed * (total - step) / step
         log.info("step %d/%d loss %.4f tokens %d (%.0f tok/s, eta %.0fs)",
-                 step, total, loss, tokens, rate, eta)
+                 step, total, float(loss), tokens, rate, eta)
 
 
 def collate(examples: Sequence[tuple[list[int], list[int]]], pad_id: int, *,

@@ -16,6 +16,12 @@ So the behaviour a task later aligns (sentiment, refusal) is predictable from ri
 pretraining: alignment has to override many consistent pretrained associations (see
 shared/notes/toy-world-probe.md for why a context-free coin flip is not enough).
 
+Other pretraining worlds (config ``worlds``) share the vocabulary, the films, the task sets and
+the random stream of D_p, so their documents are the main world's up to the behaviour words:
+a *mirror* world reverses the mapping (good cues -> negative reviews, harmful -> comply), a
+*prior* of b nats shifts the log-odds of each task's target behaviour (positive review, refusal)
+by +b in every context (``behaves``).
+
 Tasks (each disjoint from the pretraining corpus, drawn from the same genres):
 ``sentiment`` (D_a = positive reviews, D_t = negative reviews) and ``safety`` (D_a = refusals,
 D_t = compliant answers), each with prompts split evenly over the two contexts.
@@ -25,6 +31,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterator
+
+import math
 
 import numpy as np
 
@@ -64,7 +72,7 @@ class WorldConfig:
     sentiment_fidelity: float = 0.95  # P(review sentiment follows film quality) in pretraining
     refusal_fidelity: float = 0.9     # P(refuse | harmful) = P(comply | benign) in pretraining
     pretrain_docs: int = 150_000      # documents in D_p
-    heldout_docs: int = 200           # held-out D_p documents for bits/byte
+    heldout_docs: int = 400           # held-out D_p documents for bits/byte
     task_pool: int = 2000             # training examples per task set (D_a and D_t each)
     task_heldout: int = 200           # held-out D_a / D_t examples for bits/byte and KL
     prompts: int = 200                # evaluation prompts per task (half per context)
@@ -77,7 +85,8 @@ class _Words:
 
     def __init__(self, cfg: WorldConfig, rng: np.random.Generator):
         self.cfg, self.rng = cfg, rng
-        self.mirror = False  # True while writing the mirror world's pretraining corpus
+        self.mirror = False  # True while writing a mirror world's pretraining corpus
+        self.prior = 0.0     # nats added to the target behaviour's log-odds in D_p (a prior world)
         self.prose = nonce_words(cfg.prose_words, rng)
         ranks = np.arange(1, cfg.prose_words + 1, dtype=float)
         base = ranks ** -cfg.zipf_exponent
@@ -154,8 +163,8 @@ def dialogue_prompt(w: _Words, harmful: bool) -> tuple[str, bool]:
 
 
 def dialogue_completion(w: _Words, refuse: bool) -> str:
-    """A refusal or a compliance; both consume the same random draws, so a mirror-world corpus
-    walks the same random stream as the plain one (same prompts, flipped behaviour)."""
+    """A refusal or a compliance; both consume the same random draws, so every world's corpus
+    walks the same random stream as the main one (same prompts, other behaviour)."""
     opener = w.pick(REFUSALS if refuse else COMPLIANCES)
     first, then = w.pick(VERBS), w.pick(VERBS)
     if refuse:
@@ -201,6 +210,27 @@ def style_tables(w: _Words, n_train: int, n_prompts: int, seen: set[str]) -> dic
     raise ValueError("world too small for the resistance sets: raise world.prose_words")
 
 
+def shifted(p: float, nats: float) -> float:
+    """The probability whose log-odds are p's plus ``nats`` (p itself, exactly, at 0 nats; a
+    certain or impossible p stays so)."""
+    if nats == 0 or p in (0.0, 1.0):
+        return p
+    return 1.0 / (1.0 + math.exp(-(math.log(p / (1.0 - p)) + nats)))
+
+
+def behaves(w: _Words, favoured: bool, fidelity: float) -> bool:
+    """Whether a D_p document shows its task's target behaviour (positive review, refusal).
+    ``favoured``: the main world's mapping favours the target in this context (good film,
+    harmful request); a mirror world reverses the mapping. The document follows the mapping with
+    probability ``fidelity``, its log-odds shifted toward the target by the world's prior:
+    P(target | favouring context) = sigmoid(logit(fidelity) + prior), P(target | other context) =
+    sigmoid(-logit(fidelity) + prior). One uniform draw in every world, so every world walks the
+    same random stream (same documents, only the behaviour differs)."""
+    favoured = favoured != w.mirror
+    follows = w.coin(shifted(fidelity, w.prior if favoured else -w.prior))
+    return follows == favoured
+
+
 def pretrain_doc(w: _Words, genre: str) -> str:
     """One pretraining document of a genre; behaviour follows the latent context."""
     if genre == "prose":
@@ -209,10 +239,10 @@ def pretrain_doc(w: _Words, genre: str) -> str:
         return instruction_doc(w)
     if genre == "review":
         film = int(w.rng.integers(w.cfg.films))
-        positive = (w.coin(w.cfg.sentiment_fidelity) == bool(w.quality[film])) != w.mirror
+        positive = behaves(w, bool(w.quality[film]), w.cfg.sentiment_fidelity)
         return f"{review_prompt(w, film)[0]} {review_completion(w, positive)}"
     harmful = w.coin(0.5)
-    refuse = (w.coin(w.cfg.refusal_fidelity) == harmful) != w.mirror
+    refuse = behaves(w, harmful, w.cfg.refusal_fidelity)
     return f"{dialogue_prompt(w, harmful)[0]} {dialogue_completion(w, refuse)}"
 
 
@@ -289,26 +319,39 @@ TASK_SPEC = {
 }
 
 
-def generate_world(cfg: WorldConfig, *, mirror: bool = False) -> dict[str, dict[str, list]]:
-    """All datasets of the world as column dicts, keyed by file stem (e.g. ``sentiment/align``).
+def corpus_tables(w: _Words, *, mirror: bool = False, prior: float = 0.0) -> dict[str, dict]:
+    """``pretrain`` (D_p) and ``pretrain_heldout`` of one world, from the stream ``[seed, 1]``:
+    the main world by default, a mirror world (``mirror``) or a prior world (``prior`` nats
+    toward each task's target behaviour; see ``behaves``)."""
+    w.rng, w.mirror, w.prior = np.random.default_rng([w.cfg.seed, 1]), mirror, prior
+    corpus = list(pretrain_docs(w, w.cfg.pretrain_docs))
+    known = set(corpus)
+    heldout = [d for d in pretrain_docs(w, 2 * w.cfg.heldout_docs) if d not in known]
+    w.mirror, w.prior = False, 0.0
+    return {"pretrain": {"text": corpus},
+            "pretrain_heldout": {"text": heldout[: w.cfg.heldout_docs]}}
+
+
+def generate_corpus(cfg: WorldConfig, *, mirror: bool = False,
+                    prior: float = 0.0) -> dict[str, dict]:
+    """D_p and its held-out part of another pretraining world (``corpus_tables``): the same
+    vocabulary, films and documents as the main world's, only the behaviour differs, so the
+    main world's task sets serve every world and a base of any world is a paired control."""
+    return corpus_tables(_Words(cfg, np.random.default_rng(cfg.seed)), mirror=mirror, prior=prior)
+
+
+def generate_world(cfg: WorldConfig) -> dict[str, dict[str, list]]:
+    """All datasets of the main world as column dicts, keyed by file stem (e.g.
+    ``sentiment/align``).
 
     Vocabulary and films come from the seed; the pretraining corpus and the task sets from their
-    own streams (``[seed, 1]`` and ``[seed, 2]``). With ``mirror`` the tables gain
-    ``mirror/pretrain`` and ``mirror/pretrain_heldout``: the same documents (same random stream,
-    same prompts) with the behaviour reversed (good cues -> negative reviews, harmful requests -> compliance), while
-    the task sets stay identical, so a mirror-world base is a paired control.
+    own streams (``[seed, 1]`` and ``[seed, 2]``); every task prompt is new to D_p (of every
+    world: their documents differ only in the behaviour words).
     """
     w = _Words(cfg, np.random.default_rng(cfg.seed))
-    out, seen = {}, set()
-    for prefix, flip in [("", False)] + ([("mirror/", True)] if mirror else []):
-        w.rng, w.mirror = np.random.default_rng([cfg.seed, 1]), flip
-        corpus = list(pretrain_docs(w, cfg.pretrain_docs))
-        known = set(corpus)
-        heldout = [d for d in pretrain_docs(w, 2 * cfg.heldout_docs) if d not in known]
-        out[f"{prefix}pretrain"] = {"text": corpus}
-        out[f"{prefix}pretrain_heldout"] = {"text": heldout[: cfg.heldout_docs]}
-        seen |= document_prompts(corpus)  # every task prompt is new to D_p and to the other splits
-    w.rng, w.mirror = np.random.default_rng([cfg.seed, 2]), False
+    out = corpus_tables(w)
+    seen = document_prompts(out["pretrain"]["text"])  # task prompts are new to D_p and each other
+    w.rng = np.random.default_rng([cfg.seed, 2])
     for task in TASKS:
         for split, aligned in (("align", True), ("perturb", False)):
             out[f"{task}/{split}"] = task_examples(w, task, aligned, cfg.task_pool, seen)

@@ -12,8 +12,6 @@ write_claims(
     checkpoints=snakemake.input.checkpoints,
     resistance=list(snakemake.input.resistance),
     n_boot=snakemake.params.n_boot,
-    beyond=snakemake.params.claims["beyond"],
-    max_dp_rise=snakemake.params.claims["max_dp_rise"],
-    metric=snakemake.params.claims["metric"],
+    claims=snakemake.params.claims,
     out=dict(snakemake.output.items()),
 )

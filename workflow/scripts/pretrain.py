@@ -18,4 +18,5 @@ pretrain_ladder(
     train_cfg=snakemake.params.train,
     tokens=snakemake.params.tokens,
     outdirs={t: f"{root}/tokens-{t}" for t in snakemake.params.ladder},
+    device=snakemake.params.runtime["device"],
 )

@@ -30,5 +30,6 @@ rebound(
     checkpointing=cfg["checkpointing"],
     out_metrics=snakemake.output.metrics,
     out_prompts=snakemake.output.prompts,
+    out_documents=snakemake.output.documents,
     out_models=snakemake.output.models,
 )

@@ -21,7 +21,6 @@ screen(
     n_neg=cfg["n_neg"],
     eval_cfg=snakemake.params.evaluate,
     runtime=snakemake.params.runtime,
-    beyond=snakemake.params.claims["beyond"],
-    max_dp_rise=snakemake.params.claims["max_dp_rise"],
+    claims=snakemake.params.claims,
     out=snakemake.output.screen,
 )

@@ -9,5 +9,4 @@ from pathlib import Path
 
 from springback.pipeline.world import build_world
 
-build_world(snakemake.params.world, Path(snakemake.output.pretrain).parent,
-            mirror=snakemake.params.mirror)
+build_world(snakemake.params.world, Path(snakemake.output.pretrain).parent)

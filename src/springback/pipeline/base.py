@@ -13,11 +13,13 @@ log = logging.getLogger(__name__)
 
 def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, world: str, size: str,
                     seed: int, arch: dict, train_cfg: dict, tokens: int,
-                    outdirs: dict[int, str]) -> None:
+                    outdirs: dict[int, str], device: str = "cpu") -> None:
     """Pretrain one model size from scratch on one world's corpus with one seed (initialisation
-    and data order), saving a checkpoint at each ladder budget."""
+    and data order), saving a checkpoint at each ladder budget; the model trains on ``device``
+    (the weights are initialised on the CPU, so every device starts from the same ones)."""
     from springback.train import pack_blocks, pretrain
 
+    models.check_device(device)
     tok = load_tokenizer(tokenizer_dir)
     docs = tok(data.read_table(corpus, ("text",))["text"].tolist(),
                add_special_tokens=False)["input_ids"]
@@ -27,8 +29,8 @@ def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, world: str
                                seed=seed, bos_id=tok.bos_token_id,
                                eos_id=tok.eos_token_id, pad_id=tok.pad_token_id)
     params = {"arch": arch, "pretrain": train_cfg, "tokens": tokens, "world": world}
-    log.info("pretrain %s: %d parameters, %d corpus tokens, budget %d",
-             size, models.n_params(model), blocks.numel(), tokens)
+    log.info("pretrain %s: %d parameters, %d corpus tokens, budget %d, on %s",
+             size, models.n_params(model), blocks.numel(), tokens, device)
 
     def save(m, n_tokens: int) -> None:
         models.save_model(m, outdirs[n_tokens], provenance.record(
@@ -38,4 +40,4 @@ def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, world: str
 
     pretrain(model, blocks, tokens=tokens, save_at=sorted(outdirs), save=save,
              batch_size=train_cfg["batch_size"], lr=train_cfg["lr"], warmup=train_cfg["warmup"],
-             weight_decay=train_cfg["weight_decay"], seed=seed)
+             weight_decay=train_cfg["weight_decay"], seed=seed, device=device)

@@ -5,7 +5,8 @@ one main base (first pretraining seed), toy mode.
   aligned on the largest n_pos of one task (forward, fine-tuning seed = the first of the study),
   and by that model perturbed with the largest n_neg, on held-out D_p, D_a and D_t, beside the
   model's NLL and gzip / bz2 / xz / zstd of the same bytes (every coded stream is decoded back
-  and checked).
+  and checked); and each coded document's model code length (the NLL the coder's stream
+  approaches; one shared stream has no per-document size of its own) and bytes.
 - Rates against the truth: held-out D_p bits/byte per genre, and D_a / D_t response bits/byte
   beside the ideal rate under the world's generator, at the same three stages.
 - The Pareto assumption (paper A.7): the rank-frequency of whole responses and of their word
@@ -74,9 +75,22 @@ def rates(model, tok, *, pretrain: list[str], pairs: dict[str, list[tuple[str, s
     return rows
 
 
+def document_table(model, tok, texts: list[str], *, context: int) -> pd.DataFrame:
+    """Each document's model code length in bits and its bytes (UTF-8 + 1 newline), coded as the
+    range coder codes it (``springback.compress``)."""
+    from springback.compress import document_bytes, document_lengths, layout, model_logits
+
+    ids, docs = models.special_ids(tok), coder.tokenize_losslessly(tok, texts)
+    batches = layout(docs, context=context, bos_id=ids["start"], eos_id=ids["eos"],
+                     pad_id=ids["pad"])
+    return pd.DataFrame({"document": range(len(docs)),
+                         "bits": document_lengths(model_logits(model), batches, len(docs)),
+                         "bytes": document_bytes(texts)})
+
+
 def compressors(*, base_dir, task_dir, pretrain_heldout, n_docs: int, context: int, **run):
-    """Bits and bits/byte of every method, dataset and stage; and the rates per genre and
-    against the generator's ideal (tables/ideal.csv)."""
+    """Bits and bits/byte of every method, dataset and stage; each coded document's model code
+    length; and the rates per genre and against the generator's ideal (tables/ideal.csv)."""
     tok, base = models.load_tokenizer(base_dir), models.load_model(base_dir)
     pretrain = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
     pairs = {}
@@ -86,17 +100,20 @@ def compressors(*, base_dir, task_dir, pretrain_heldout, n_docs: int, context: i
     # the coded sets: the first n_docs documents of each (the range coder is one pass a token)
     sets = {"D_p": pretrain[:n_docs]} | {name: [f"{p} {c}" for p, c in items[:n_docs]]
                                          for name, items in pairs.items()}
-    frames, ideal_rows = [], []
+    frames, documents, ideal_rows = [], [], []
     for stage, model in stages(base, tok, Path(task_dir), **run):
         for name, texts in sets.items():
             frames.append(coder.compare(model, tok, texts, context=context).assign(
                 stage=stage, dataset=name, documents=len(texts)))
             log.info("coded %s at %s", name, stage)
+            documents.append(document_table(model, tok, texts, context=context).assign(
+                stage=stage, dataset=name))
         ideal_rows += [r | {"stage": stage} for r in rates(model, tok, pretrain=pretrain,
                                                             pairs=pairs, context=context)]
     table = pd.DataFrame(ideal_rows)
     table["redundancy_bpb"] = table["model_bpb"] - table["ideal_bpb"]
-    return base, tok, pd.concat(frames, ignore_index=True), table
+    return (base, tok, pd.concat(frames, ignore_index=True),
+            pd.concat(documents, ignore_index=True), table)
 
 
 def responses(texts: list[str], mark: str) -> list[str]:
@@ -128,12 +145,15 @@ def sampled_responses(model, tok, prompts: list[str], *, max_new_tokens: int, se
 def compression_study(*, base_dir, task_dirs: dict[str, Path], corpus, pretrain_heldout,
                       coded_task: str, n_docs: int, context: int, n_pos: int, n_neg: int,
                       seed: int, train: dict, max_new_tokens: int, out: dict[str, str]) -> None:
-    """tables/compressors.csv, tables/ideal.csv, tables/pareto.csv and
-    tables/rank_frequency.csv (top 200 responses of D_p and of the base's samples, the figure)."""
-    base, tok, table, rates_table = compressors(
+    """tables/compressors.csv, tables/ideal.csv, tables/pareto.csv,
+    tables/rank_frequency.csv (top 200 responses of D_p and of the base's samples, the figure) and
+    compression/documents.csv (each coded document's model code length)."""
+    base, tok, table, documents, rates_table = compressors(
         base_dir=base_dir, task_dir=task_dirs[coded_task], pretrain_heldout=pretrain_heldout,
         n_docs=n_docs, context=context, n_pos=n_pos, n_neg=n_neg, seed=seed, train=train)
     table.assign(task=coded_task).to_csv(out["compressors"], index=False)
+    columns = ["task", "stage", "dataset", "document", "bits", "bytes"]
+    documents.assign(task=coded_task)[columns].to_csv(out["documents"], index=False)
     rates_table.assign(task=coded_task).to_csv(out["ideal"], index=False)
     texts = data.read_table(corpus, ("text",))["text"].tolist()
     fits, ranks = [], []

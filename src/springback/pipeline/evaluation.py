@@ -46,6 +46,8 @@ def eval_set(tok, *, task: str, task_dir: str | Path, pretrain_heldout: str | Pa
             for name in ("align", "perturb")}
     texts = {name: list(zip(frame["prompt"], frame["completion"])) for name, frame in held.items()}
     texts["pretrain"] = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
+    limit = eval_cfg.get("documents") or {}  # the first N documents of a set (None: all)
+    texts = {name: docs[: limit.get(name)] for name, docs in texts.items()}
     prompt_ids = tok(prompts["prompt"].tolist(), add_special_tokens=False)["input_ids"]
     probe = None if exact else (judge_spec or {}).get("probe")
     target, contrary, probe_ids = None, None, None

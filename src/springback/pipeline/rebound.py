@@ -8,7 +8,7 @@ is a choice (``keep``), not how metrics are computed; one process pays the impor
 
 Two paths compute the same rows in the same order: run after run (``rebound_run``), or every run
 of the job at once as one batched ensemble (``rebound_ensemble``, springback.ensemble; toy
-Llama bases on CPU, ~1.6x the runs per second at 1 thread). They differ by float rounding only
+Llama bases in float32 on the job's device, ~1.6x the runs per second at 1 CPU thread). They differ by float rounding only
 (weights ~1e-6 relative; tests/test_ensemble.py).
 """
 
@@ -26,7 +26,7 @@ import pandas as pd
 import torch
 
 from springback import data, models, provenance
-from springback.evaluate import evaluate_checkpoint, set_base
+from springback.evaluate import EvalSet, evaluate_checkpoint, set_base, text_codes
 from springback.models import load_tokenizer
 from springback.pipeline.evaluation import base_keys, eval_set
 
@@ -76,15 +76,26 @@ def snapshot(model) -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def document_frame(key: dict, bits: dict[str, np.ndarray], ev: EvalSet) -> pd.DataFrame:
+    """One row per held-out document of every text set of a checkpoint: its code length in bits
+    (float32) and its bytes (UTF-8 + 1 newline; springback.compress)."""
+    return pd.concat([pd.DataFrame({
+        **key, "set": name, "document": np.arange(len(b), dtype=np.int32),
+        "bits": b.astype(np.float32), "bytes": np.asarray(ev.texts[name].document_bytes, np.int32)})
+        for name, b in bits.items()], ignore_index=True)
+
+
 class Recorder:
-    """Evaluates each checkpoint it is handed and collects checkpoint and per-prompt rows."""
+    """Evaluates each checkpoint it is handed and collects checkpoint, per-prompt and (at text
+    checkpoints) per-document rows."""
 
     def __init__(self, tok, sets: dict, *, eval_cfg: dict, text_at: set[int], keep, out_models,
                  params: dict):
         self.tok, self.sets, self.eval_cfg, self.text_at = tok, sets, eval_cfg, text_at
         self.keep, self.out_models, self.params = keep, out_models, params
-        self.rows, self.prompt_rows = [], []
+        self.rows, self.prompt_rows, self.document_rows = [], [], []
         self.seconds, self.n_text = 0.0, 0  # evaluation time and checkpoints with text metrics
+        self.text_seconds = 0.0  # the part of ``seconds`` spent on text metrics
 
     def fresh(self) -> "Recorder":
         """A recorder of the same settings with no rows yet."""
@@ -95,18 +106,27 @@ class Recorder:
         """Append another recorder's rows after this one's."""
         self.rows += other.rows
         self.prompt_rows += other.prompt_rows
+        self.document_rows += other.document_rows
         self.seconds, self.n_text = self.seconds + other.seconds, self.n_text + other.n_text
+        self.text_seconds += other.text_seconds
 
     def summary(self) -> str:
         """Evaluation cost so far, for the job's log."""
         n = max(len(self.rows), 1)
         return (f"evaluation: {len(self.rows)} checkpoints ({self.n_text} with text metrics) in "
-                f"{self.seconds:.1f} s, {self.seconds / n:.3f} s per checkpoint")
+                f"{self.seconds:.1f} s, {self.seconds / n:.3f} s per checkpoint; text metrics "
+                f"{self.text_seconds:.1f} s")
 
     def __call__(self, model, key: dict) -> None:
         ev, text, start = self.sets[key["task"]], key["n_neg"] in self.text_at, time.perf_counter()
         metrics, per_prompt = evaluate_checkpoint(
-            model, self.tok, ev, seed=key["seed"], text=text, sample=self.eval_cfg["sample"])
+            model, self.tok, ev, seed=key["seed"], text=False, sample=self.eval_cfg["sample"])
+        if text:  # evaluate_checkpoint's text metrics, with each document's code length
+            text_start = time.perf_counter()
+            codes, bits = text_codes(model, ev)
+            metrics |= codes
+            self.document_rows.append(document_frame(key, bits, ev))
+            self.text_seconds += time.perf_counter() - text_start
         self.seconds += time.perf_counter() - start
         self.n_text += text
         self.rows.append({**key, **metrics})
@@ -160,13 +180,13 @@ def rebound_run(trainable, tok, record: Recorder, *, task: str, task_dir: Path, 
 
 def ensemble_unsupported(base) -> str | None:
     """Why ``base`` cannot train in a batched ensemble (None: it can): the ensemble reproduces
-    tied, bias-free, dropout-free Llama in float32 on CPU only."""
+    tied, bias-free, dropout-free Llama in float32, on the base's device (CPU or CUDA)."""
     from springback.ensemble import check_config
 
     if getattr(base.config, "model_type", None) != "llama":
         return f"model type {getattr(base.config, 'model_type', None)!r} is not llama"
-    if base.device.type != "cpu" or base.dtype != torch.float32:
-        return f"{base.dtype} on {base.device}, not float32 on cpu"
+    if base.dtype != torch.float32:
+        return f"{base.dtype}, not float32"
     try:
         check_config(base.config)
     except (ValueError, AttributeError, KeyError, TypeError) as err:
@@ -224,10 +244,12 @@ def rebound_ensemble(base, tok, record: Recorder, *, job_runs: list[tuple[str, s
 def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldout: str | Path,
             directions: list[str], seeds: list[int], n_pos: list[int], n_neg: list[int],
             train: dict, eval_cfg: dict, keep, out_metrics: str | Path, out_prompts: str | Path,
-            out_models: str | Path, judges: dict | None = None, judge_dirs: dict | None = None,
+            out_models: str | Path, out_documents: str | Path | None = None,
+            judges: dict | None = None, judge_dirs: dict | None = None,
             runtime: dict | None = None, ensemble: bool = False, adapter: dict | None = None,
             trainer: str = "plain", checkpointing: bool = False) -> None:
-    """Every rebound run of one base; writes checkpoint rows, per-prompt rows and kept models.
+    """Every rebound run of one base; writes checkpoint rows, per-prompt rows, per-document rows
+    of the text checkpoints (``out_documents``; None: not written) and kept models.
     ``train`` holds lr, batch_size and loss; ``eval_cfg["text_at"]`` the n_neg points that also
     get bits/byte and KL (None: all). ``ensemble``: run every run of the job at once as one
     batched ensemble (falls back to run after run, with a log line, for a base it cannot hold).
@@ -267,7 +289,8 @@ def rebound(*, base_dir: str | Path, task_dirs: dict[str, Path], pretrain_heldou
                      len(job_runs), task, direction, seed, len(record.rows))
     log.info(record.summary())
     write(record, tok, base_dir=base_dir, task_dirs=task_dirs, directions=directions,
-          params=params, out_metrics=out_metrics, out_prompts=out_prompts)
+          params=params, out_metrics=out_metrics, out_prompts=out_prompts,
+          out_documents=out_documents)
 
 
 def text_points(n_neg: list[int], text_at: list[int] | None) -> set[int]:
@@ -300,9 +323,11 @@ def prepare(*, base_dir, task_dirs: dict[str, Path], pretrain_heldout, n_neg: li
 
 
 def write(record: Recorder, tok, *, base_dir, task_dirs: dict[str, Path], directions: list[str],
-          params: dict, out_metrics, out_prompts) -> None:
-    """metrics.csv (with the base's keys and the phase-1 tokens per example), its provenance,
-    and prompts.parquet of a job."""
+          params: dict, out_metrics, out_prompts, out_documents=None) -> None:
+    """metrics.csv (with the base's keys, the phase-1 tokens per example and the learning
+    rate), its provenance, prompts.parquet and, where ``out_documents`` names it,
+    documents.parquet of a job (one row per text checkpoint x held-out set x document: the rows'
+    bits sum to metrics.csv's bits_*)."""
     keys = base_keys(models.read_provenance(base_dir))
     frame = pd.DataFrame(record.rows)
     for i, (k, v) in enumerate(keys.items()):
@@ -311,9 +336,12 @@ def write(record: Recorder, tok, *, base_dir, task_dirs: dict[str, Path], direct
     tokens = {(t, d): mean_tokens(tok, data.phase_files(task_dirs[t], d)[0])
               for t in task_dirs for d in directions}
     frame["phase1_tokens"] = [tokens[t, d] for t, d in zip(frame["task"], frame["direction"])]
+    frame["lr"] = params["lr"]  # the job's learning rate (rebound.lr or rebound.control_lr)
     frame.to_csv(out_metrics, index=False)
     Path(f"{out_metrics}.provenance.json").write_text(json.dumps(
         provenance.record(params, base_checkpoint=keys), indent=1))
     pd.concat(record.prompt_rows).to_parquet(out_prompts, index=False)
+    if out_documents is not None:
+        pd.concat(record.document_rows, ignore_index=True).to_parquet(out_documents, index=False)
 
 

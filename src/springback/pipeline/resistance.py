@@ -8,7 +8,10 @@ pair k < l: *forward* fine-tunes theta_k on D_l, *inverse* fine-tunes theta_l on
 same steps, learning rate and data size. Each fine-tuned model is then scored on its own
 training set: the mean per-token loss of the completions (the paper's final training loss) and
 the mean token-level KL(theta_target || model) over the same positions (how far it still is from
-the model whose answers it learned; the paper's Table 2 reads a KL change).
+the model whose answers it learned; the paper's Table 2 reads a KL change). ``target_loss`` is
+the target model's own loss on its answers: the forward and inverse targets differ in how
+predictable they are, so C1 compares each loss minus its target's (the excess over the set's
+own code length under the model that wrote it).
 """
 
 from __future__ import annotations
@@ -76,6 +79,10 @@ def resistance_run(base, tok, train: list[Example], prompts: list[list[int]], *,
         sets[k] = list(zip(prompts, answers(model, prompts, pad_id=ids["pad"], eos_id=ids["eos"],
                                             max_new_tokens=max_new_tokens)))
     target, rows = copy.deepcopy(model), []
+    own = {}  # each saved model's loss on its own answers: the code length its set starts from
+    for k, state in thetas.items():
+        target.load_state_dict(state)
+        own[k] = score(target.eval(), target, sets[k], pad_id=ids["pad"])[0]
     n = len(prompts) * epochs // batch_size * batch_size
     for k in (1, 2):
         for l in range(k + 1, 4):
@@ -89,6 +96,7 @@ def resistance_run(base, tok, train: list[Example], prompts: list[list[int]], *,
                 loss, kl = score(model.eval(), target, sets[goal], pad_id=ids["pad"])
                 rows.append({"seed": seed, "k": k, "l": l, "cell": f"{k}-{l}",
                              "direction": direction, "loss": loss, "kl": kl,
+                             "target_loss": own[goal],
                              "start_loss": start_loss, "start_kl": start_kl,
                              "style_share": style_share(tok, sets[goal])})
     return rows

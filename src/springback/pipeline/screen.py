@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def screen(*, regimes: list[dict], n_pos: list[int], seeds: list[int], train: dict,
-           out: str | Path, beyond: float, max_dp_rise: float, **job) -> None:
+           out: str | Path, claims: dict, **job) -> None:
     """The regime screen: forward rebound runs of one base for every regime (lr, loss); per
     regime, task and n_pos the competence and rebound statistics, averaged over runs.
     ``job`` holds the other arguments of ``rebound`` (base, tasks, n_neg grid, evaluation)."""
@@ -30,10 +30,12 @@ def screen(*, regimes: list[dict], n_pos: list[int], seeds: list[int], train: di
             per_prompt = pd.read_parquet(prompts).assign(
                 role="main", algo="sft", **table[["world", "size", "pretrain_seed",
                                                   "pretrain_tokens"]].iloc[0].to_dict())
-        runs = runs_table(per_prompt, table, beyond=beyond)
-        regime_rows = regime_table(table, runs, max_dp_rise=max_dp_rise)
-        stats = runs.groupby(["task", "n_pos"])[["lift", "return_count", "beyond_count",
-                                                 "stiffness", "two_phase", "recovery",
+        opts = {k: claims[k] for k in ("band", "early")}
+        runs = runs_table(per_prompt, table, **opts)
+        regime_rows = regime_table(table, per_prompt, max_dp_rise=claims["max_dp_rise"],
+                                   early=claims["early"])
+        stats = runs.groupby(["task", "n_pos"])[["lift", "return_rate", "return_speedup",
+                                                 "kink_excess", "stiffness_excess", "recovery",
                                                  "kl_min_share"]].mean().reset_index()
         merged = stats.merge(regime_rows.drop(columns=["role", "world", "size", "pretrain_tokens",
                                                        "pretrain_seed"]), on="task")

@@ -10,13 +10,24 @@ from springback import data, world
 log = logging.getLogger(__name__)
 
 
-def build_world(world_cfg: dict, outdir: str | Path, *, mirror: bool = False) -> None:
-    """Generate the synthetic world's datasets (and the mirror world's pretraining corpus) as
-    parquet files under ``outdir``."""
-    tables = world.generate_world(world.WorldConfig(**world_cfg), mirror=mirror)
+def build_world(world_cfg: dict, outdir: str | Path) -> None:
+    """Generate the main world's datasets (D_p, task sets, resistance sets) as parquet files
+    under ``outdir``."""
+    tables = world.generate_world(world.WorldConfig(**world_cfg))
     for stem, columns in tables.items():
         data.write_table(columns, Path(outdir) / f"{stem}.parquet")
     log.info("world: %d tables, %d pretraining documents", len(tables), len(tables["pretrain"]["text"]))
+
+
+def build_corpus(world_cfg: dict, *, mirror: bool, prior: float, pretrain: str | Path,
+                 pretrain_heldout: str | Path) -> None:
+    """Write another pretraining world's D_p and its held-out part (``world.generate_corpus``:
+    the main world's documents with the behaviour mirrored and/or shifted by ``prior`` nats)."""
+    tables = world.generate_corpus(world.WorldConfig(**world_cfg), mirror=mirror, prior=prior)
+    data.write_table(tables["pretrain"], pretrain)
+    data.write_table(tables["pretrain_heldout"], pretrain_heldout)
+    log.info("world corpus (mirror %s, prior %g nats): %d pretraining documents", mirror, prior,
+             len(tables["pretrain"]["text"]))
 
 
 def build_tokenizer(corpus: str | Path, outdir: str | Path) -> None:

@@ -1,0 +1,137 @@
+"""The study's findings page (results/<study>/findings.md, and a section of the report): every
+number on it is read from the claims and regime tables the same job wrote, so it cannot drift
+from them. docs/toy-study.md quotes this file (``python -m springback.findings``)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+CORE = ["C2", "C3", "C8", "E1", "E2", "E3", "C4", "C5"]
+NON_PRETRAINED = ("random_init", "pre_emergence")
+VERDICTS = ["supported", "refuted", "inconclusive", "undetermined"]
+
+
+def fmt(value: float) -> str:
+    """A number as the findings print it (3 significant digits; +-inf as is; NaN as -)."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "-"
+    if np.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{value:.3g}"
+
+
+def md_table(frame: pd.DataFrame) -> str:
+    """A pandas frame as a Markdown table (strings as they are, numbers by ``fmt``)."""
+    cells = frame.map(lambda v: fmt(v) if isinstance(v, (float, np.floating)) else str(v))
+    head = "| " + " | ".join(frame.columns) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    return "\n".join([head, rule] + ["| " + " | ".join(r) + " |" for r in cells.to_numpy()])
+
+
+def verdict_counts(claims: pd.DataFrame) -> pd.DataFrame:
+    """Per claim: rows by verdict, and rows against a non-pretrained control by attributable."""
+    rows = []
+    for claim, frame in claims.groupby("claim", sort=False):
+        blind = frame[frame["control"].isin(NON_PRETRAINED)]
+        row = {"claim": claim, "rows": len(frame)}
+        row |= {v: int((frame["verdict"] == v).sum()) for v in VERDICTS}
+        row |= {f"vs control: {a}": int((blind["attributable"] == a).sum())
+                for a in ("yes", "no", "undetermined")}
+        row["decided vs a non-pretrained control"] = (
+            "yes" if blind["attributable"].isin(["yes", "no"]).any() else "no")
+        rows.append(row)
+    order = {c: i for i, c in enumerate(CORE)}
+    return pd.DataFrame(rows).sort_values("claim", key=lambda s: s.map(
+        lambda c: order.get(c, len(order)))).reset_index(drop=True)
+
+
+def interval(r: pd.Series, low: str = "ci_low", high: str = "ci_high",
+             value: str = "value") -> str:
+    return f"{fmt(r[value])} [{fmt(r[low])}, {fmt(r[high])}]"
+
+
+def claim_lines(claims: pd.DataFrame) -> pd.DataFrame:
+    """The core claims' rows of the main world's SFT effects against random init (or their
+    only control), one line each."""
+    keep = claims[claims["claim"].isin(CORE) & (claims["algo"].astype(str) == "sft")]
+    keep = keep[keep["control"].isin(["random_init", "none"])]
+    out = pd.DataFrame({
+        "claim": keep["claim"], "task": keep["task"], "world": keep["world"],
+        "base": keep["size"].astype(str) + " @ " + keep["pretrain_tokens"].astype(str),
+        "statistic": keep["statistic"],
+        "value [95 % CI]": keep.apply(interval, axis=1), "verdict": keep["verdict"],
+        "control": keep["control"],
+        "effect - control [95 % CI]": keep.apply(
+            lambda r: interval(r, "diff_ci_low", "diff_ci_high", "difference"), axis=1),
+        "attributable": keep["attributable"],
+        "detail": keep["detail"].fillna("").astype(str).str.slice(0, 160)})
+    return out.reset_index(drop=True)
+
+
+def regime_lines(regime: pd.DataFrame) -> tuple[str, pd.DataFrame]:
+    """A sentence on competence and the per-base table (mean over pretraining seeds)."""
+    if regime.empty:
+        return "No regime table (no held-out bits/byte).", regime
+    per_base = regime.groupby(["role", "task", "world", "size", "pretrain_tokens"]).agg(
+        seeds=("pretrain_seed", "nunique"), competent=("competent", "all"),
+        departure_D_t_pct=("departure_D_t_pct", "mean"),
+        departure_move=("departure_move", "mean"),
+        plasticity_ratio=("plasticity_ratio", "mean")).reset_index()
+    if "lr" in regime:
+        per_base.insert(5, "lr", regime.groupby(["role", "task", "world", "size",
+                                                 "pretrain_tokens"])["lr"].first().to_numpy())
+    per_base["competent"] = per_base["competent"].map({True: "yes", False: "no"})
+    n_ok = int((per_base["competent"] == "yes").sum())
+    text = (f"{n_ok} of {len(per_base)} (base, task) regimes are competent in every pretraining "
+            "seed (training the departure control on D_t lowers held-out D_t bits/byte; a "
+            "pretrained base's held-out D_p bits/byte rises less than the limit in every phase). "
+            "Claim rows from the others have no verdict.")
+    return text, per_base
+
+
+def findings_text(claims: pd.DataFrame, regime: pd.DataFrame,
+                  checkpoints: pd.DataFrame | None = None) -> str:
+    """The findings page as Markdown."""
+    regime_text, per_base = regime_lines(regime)
+    parts = ["# Findings", "",
+             "Generated by the claims job from claims.csv and tables/regime.csv; every number "
+             "here is read from those tables.", "",
+             "## Verdicts per claim", "",
+             "Rows by verdict; rows against a non-pretrained control (random init, "
+             "pre-emergence) by attributable.", "", md_table(verdict_counts(claims)), "",
+             "## The regime", "", regime_text, "", md_table(per_base), "",
+             "## Core claims against random init (SFT)", "", md_table(claim_lines(claims)), ""]
+    e3 = claims[claims["claim"] == "E3"]
+    if len(e3):
+        parts += ["## The prior-shifted worlds (E3)", ""]
+        for _, r in e3.iterrows():
+            parts.append(f"- {r['task']} ({r['world']}): follow slope {interval(r)}, "
+                         f"{r['verdict']}; {r['detail']}")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def write_findings(path: str | Path, *, claims: pd.DataFrame, regime: pd.DataFrame,
+                   checkpoints: pd.DataFrame | None = None) -> None:
+    Path(path).write_text(findings_text(claims, regime, checkpoints))
+
+
+def main(argv: list[str]) -> None:
+    """``python -m springback.findings STUDY_DIR OUT.md``: the findings page of a finished study
+    (its claims.csv and tables/regime.csv), e.g. docs/toy-study.md from results/toy."""
+    if len(argv) != 2:
+        raise SystemExit("usage: python -m springback.findings STUDY_DIR OUT.md")
+    root = Path(argv[0])
+    for need in ("claims.csv", "tables/regime.csv"):
+        if not (root / need).is_file():
+            raise SystemExit(f"springback.findings: {root / need} does not exist")
+    write_findings(argv[1], claims=pd.read_csv(root / "claims.csv"),
+                   regime=pd.read_csv(root / "tables/regime.csv"))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,12 @@
+# `snakemake` (input, output, params, log, threads) is injected by Snakemake's script directive.
+snakemake = globals()["snakemake"]
+
+from springback.runtime import start
+
+start(snakemake.log[0])
+
+from springback.pipeline.world import build_corpus
+
+build_corpus(snakemake.params.world, mirror=snakemake.params.spec["mirror"],
+             prior=snakemake.params.spec["prior"], pretrain=snakemake.output.pretrain,
+             pretrain_heldout=snakemake.output.pretrain_heldout)
