@@ -28,16 +28,17 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 import pandas as pd
 import torch
 
+from layout import checkpoint, world_files
 from springback import algorithms, data, models
+from springback.config import load
 
-BASE = "results/toy/base/main/s/pseed-0/tokens-3000000"
-WORLD = "results/toy/world"
+BASE = checkpoint("results/toy", "s", 3_000_000)
+FILES = world_files("results/toy")
 BATCH = 8
-EVAL = {"max_new_tokens": 12, "temperature": 1.0}  # as config/config.yaml evaluate
 
 
 def phase_frames(task: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return tuple(data.read_table(f"{WORLD}/{task}/{name}.parquet", data.EXAMPLE_COLUMNS)
+    return tuple(data.read_table(FILES[f"{task}_{name}"], data.EXAMPLE_COLUMNS)
                  for name in ("align", "perturb"))
 
 
@@ -86,14 +87,12 @@ GRID = [(a, lr, None) for a in algorithms.ALGORITHMS for lr in (3e-5, 1e-4, 3e-4
 
 
 def screen(base, tok, n: int, grid=GRID) -> pd.DataFrame:
-    from springback.evaluate import evaluate_checkpoint
-    from springback.pipeline.evaluation import eval_set
+    from springback.evaluate import eval_set, evaluate_checkpoint
 
-    rows = []
+    rows, eval_cfg = [], load()["evaluate"]  # the default study's evaluation settings
     for task in ("sentiment", "safety"):
-        ev = eval_set(tok, task=task, task_dir=f"{WORLD}/{task}",
-                      pretrain_heldout=f"{WORLD}/pretrain_heldout.parquet", context=128,
-                      eval_cfg=EVAL)
+        ev = eval_set(tok, task=task, tables=data.task_files(FILES, task),
+                      pretrain_heldout=FILES["pretrain_heldout"], eval_cfg=eval_cfg)
         ref = evaluate_checkpoint(base, tok, ev, seed=0)[0]
         rows.append({"algorithm": "base", "task": task, "lo_0": ref["logodds"],
                      **{k: ref[k] for k in ("bpb_pretrain", "bpb_align", "coverage", "score")}})

@@ -35,25 +35,13 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
 import pandas as pd
 import torch
-import yaml
 
+from layout import checkpoint, world_files
+from springback.config import load
 from springback.pipeline.rebound import rebound
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.25  # a control matches when its displacement is within +-25 % of the main base's
-
-
-def study_config() -> dict:
-    """config/config.yaml with the schema defaults of the evaluate keys it leaves out."""
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
-    defaults = {k: v["default"] for k, v in schema["properties"]["evaluate"]["properties"].items()}
-    cfg["evaluate"] = defaults | cfg["evaluate"]
-    return cfg
-
-
-def base_dir(study: Path, size: str, tokens: int, pseed: int) -> Path:
-    return study / "base" / "main" / size / f"pseed-{pseed}" / f"tokens-{tokens}"
 
 
 def departure(study: Path, cfg: dict, *, size: str, tokens: int, lr: float, pseed: int,
@@ -62,14 +50,14 @@ def departure(study: Path, cfg: dict, *, size: str, tokens: int, lr: float, psee
     batch = cfg["rebound"]["batch_size"]
     with tempfile.TemporaryDirectory() as tmp:
         metrics = Path(tmp) / "metrics.csv"
-        rebound(base_dir=base_dir(study, size, tokens, pseed),
-                task_dirs={t: study / "world" / t for t in cfg["rebound"]["tasks"]},
-                pretrain_heldout=study / "world" / "pretrain_heldout.parquet",
+        rebound(base_dir=checkpoint(study, size, tokens, pseed),
+                files=world_files(study), tasks=cfg["rebound"]["tasks"],
                 directions=["forward"], seeds=[seed], n_pos=[batch], n_neg=[0, *points],
                 train={"lr": lr, "batch_size": batch, "loss": cfg["rebound"]["loss"]},
                 eval_cfg={**cfg["evaluate"], "sample": False, "text_at": [0, max(points)]},
                 keep="none", out_metrics=metrics, out_prompts=Path(tmp) / "prompts.parquet",
-                out_models=Path(tmp) / "models", ensemble=True)
+                out_documents=Path(tmp) / "documents.parquet", out_models=Path(tmp) / "models",
+                ensemble=True)
         frame = pd.read_csv(metrics)
     return frame[frame["n_pos"] == 0][["task", "n_neg", "logodds", "bpb_perturb", "bpb_pretrain"]]
 
@@ -89,8 +77,8 @@ def summarise(rows: pd.DataFrame, points: list[int]) -> pd.DataFrame:
 
 
 def screen(args) -> pd.DataFrame:
-    cfg, study = study_config(), Path(args.study)
-    pre = next(b for b in cfg["rebound"]["bases"] if b.get("role") == "pre_emergence")
+    cfg, study = load(defaults=ROOT / "config" / "config.yaml"), Path(args.study)
+    pre = next(b for b in cfg["rebound"]["bases"] if b["role"] == "pre_emergence")
     main_tokens = args.main_tokens or cfg["size"]["tokens"]
     runs = [("main", s, main_tokens, cfg["rebound"]["lr"]) for s in args.sizes]
     runs += [("random_init", s, 0, lr) for s in args.sizes for lr in args.random_lrs]
@@ -98,7 +86,7 @@ def screen(args) -> pd.DataFrame:
              for lr in args.pre_lrs]
     frames = []
     for (role, size, tokens, lr), pseed in ((r, p) for r in runs for p in args.pseeds):
-        if not base_dir(study, size, tokens, pseed).is_dir():
+        if not checkpoint(study, size, tokens, pseed).is_dir():
             print(f"skipped (no base): {role} {size} @ {tokens} tokens, pseed {pseed}")
             continue
         rows = departure(study, cfg, size=size, tokens=tokens, lr=lr, pseed=pseed,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-from dataclasses import asdict
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,9 +32,10 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pandas as pd
 import torch
-import yaml
 
+from layout import world_tables
 from springback import world
+from springback.config import load
 from springback.pipeline.base import pretrain_ladder
 from springback.pipeline.evaluation import evaluate_ladder
 from springback.pipeline.world import build_tokenizer, build_world
@@ -77,15 +77,8 @@ def template(name: str):
         world.review_prompt, world.document_prompts = saved
 
 
-def evaluation_config(cfg: dict) -> dict:
-    """config.yaml's evaluate settings over the schema defaults, without sampling."""
-    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())
-    defaults = {k: v["default"] for k, v in schema["properties"]["evaluate"]["properties"].items()}
-    return defaults | cfg["evaluate"] | {"sample": False}
-
-
 def probe(args) -> pd.DataFrame:
-    cfg = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    cfg = load(defaults=ROOT / "config" / "config.yaml")
     train_cfg = {k: cfg["pretrain"][k] for k in ("context", "batch_size", "lr", "warmup",
                                                   "weight_decay")}
     ladder = sorted({*args.checkpoints, args.tokens})
@@ -93,7 +86,7 @@ def probe(args) -> pd.DataFrame:
     for name in ("default", "cue_last"):
         root = Path(args.out) / name
         with template(name):
-            build_world(asdict(world.WorldConfig(**cfg["world"])), root / "world")
+            build_world(cfg["world"], world_tables(root / "world"))
         print(f"{name}: world written", flush=True)
         build_tokenizer(root / "world" / "pretrain.parquet", root / "tokenizer")
         dirs = []
@@ -107,9 +100,10 @@ def probe(args) -> pd.DataFrame:
                                 outdirs=outdirs)
                 dirs += [outdirs[t] for t in ladder]
                 print(f"{name}: {size} seed {seed} pretrained", flush=True)
-        evaluate_ladder(ladder=dirs, tasks=["sentiment", "safety"], task_root=root / "world",
-                        pretrain_heldout={name: root / "world" / "pretrain_heldout.parquet"},
-                        eval_cfg=evaluation_config(cfg), seed=0,
+        files = world_tables(root / "world")
+        evaluate_ladder(checkpoints=dirs, tasks=["sentiment", "safety"],
+                        files=files | {f"pretrain_heldout_{name}": files["pretrain_heldout"]},
+                        eval_cfg=cfg["evaluate"] | {"sample": False}, seed=0,
                         out_metrics=root / "ladder.csv")
         frames.append(pd.read_csv(root / "ladder.csv").assign(template=name))
     return pd.concat(frames, ignore_index=True)

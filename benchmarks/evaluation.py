@@ -13,11 +13,11 @@ import time
 from pathlib import Path
 
 import torch
-import yaml
 
-from springback import models
-from springback.evaluate import evaluate_checkpoint, set_base
-from springback.pipeline.evaluation import eval_set
+from layout import world_files
+from springback import data, models
+from springback.config import load
+from springback.evaluate import eval_set, evaluate_checkpoint, set_base
 
 
 def seconds_per_call(fn, reps: int = 20, rounds: int = 3) -> float:
@@ -33,14 +33,14 @@ def seconds_per_call(fn, reps: int = 20, rounds: int = 3) -> float:
 
 def main() -> None:
     study = Path(sys.argv[1] if len(sys.argv) > 1 else "results/toy")
-    cfg = yaml.safe_load(Path("config/config.yaml").read_text())
+    cfg = load()
     base_dir = sorted((study / "base" / "main" / "s").glob("pseed-0/tokens-*"),
                       key=lambda p: int(p.name[7:]))[-1]
     tok, base = models.load_tokenizer(base_dir), models.load_model(base_dir)
     model = models.load_model(base_dir)
-    ev = eval_set(tok, task="sentiment", task_dir=study / "world" / "sentiment",
-                  pretrain_heldout=study / "world" / "pretrain_heldout.parquet", context=128,
-                  eval_cfg={**cfg["evaluate"], "batch_size": 64})
+    files = world_files(study)
+    ev = eval_set(tok, task="sentiment", tables=data.task_files(files, "sentiment"),
+                  pretrain_heldout=files["pretrain_heldout"], eval_cfg=cfg["evaluate"])
     set_base(base, ev)
     for threads in (1, 2):
         torch.set_num_threads(threads)

@@ -80,7 +80,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import yaml
+from springback.config import load
 
 from springback.claims import claims_table, resistance_table
 from springback.tables import elasticity_table
@@ -672,8 +672,8 @@ def main() -> None:
     args = parser.parse_args()
     if not (args.study / "tables" / "prompts.parquet").is_file():
         raise SystemExit(f"{args.study}/tables/prompts.parquet not found: not a finished study")
-    cfg = yaml.safe_load(args.config.read_text())
-    opts, study_boot = dict(cfg.get("claims") or {}), int(cfg["evaluate"]["bootstrap"])
+    cfg = load(defaults=args.config)
+    opts, study_boot = dict(cfg["claims"]), int(cfg["evaluate"]["bootstrap"])
     start = time.perf_counter()
     extra = args.documents or args.study
     t, jobs = read_tables(args.study), read_jobs(args.study)

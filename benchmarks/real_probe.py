@@ -33,7 +33,7 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import numpy as np
-import yaml
+from springback.config import load
 
 REAL = Path("resources/real")
 PROMPT_WORDS, COMPLETION_WORDS = 8, 48  # config/hub.yaml's sentiment mapping
@@ -42,7 +42,7 @@ BATCH = 25                              # excerpts per forward pass
 
 def hub_probe() -> dict:
     """The sentiment probe of config/hub.yaml (suffix, target and contrary words)."""
-    return yaml.safe_load(open("config/hub.yaml"))["hub"]["judges"]["sentiment"]["probe"]
+    return load(["config/hub.yaml"])["hub"]["judges"]["sentiment"]["probe"]
 
 
 def excerpts(n: int, window: str, seed: int) -> tuple[list[str], np.ndarray]:
@@ -71,9 +71,8 @@ def probe_logodds(model, tok, texts: list[str], probe: dict) -> tuple[np.ndarray
     """(log-odds, mass on target or contrary words) per text, by the study's own probe code."""
     import torch
 
-    from springback.evaluate import EvalSet, behaviour_probs
-    from springback.models import special_ids
-    from springback.pipeline.evaluation import probe_tokens
+    from springback.evaluate import EvalSet, behaviour_probs, probe_tokens
+    from springback.tokenizer import special_ids
 
     ids = special_ids(tok)
     target, contrary = (probe_tokens(tok, probe["suffix"], probe[k], "sentiment")

@@ -20,15 +20,17 @@ from pathlib import Path
 
 import torch
 
-from springback import models
+from layout import checkpoint, world_files
 from springback.adapters import Trainable
+from springback.data import ordered_examples
 from springback.evaluate import evaluate_checkpoint
-from springback.pipeline.rebound import ordered_examples, prepare
+from springback.runs import prepare
+from springback.tokenizer import special_ids
 from springback.train import finetune
 
 STUDY = Path("results/real")
-BASE = STUDY / "base/hub/gemma3_270m/pseed-0/tokens-6000000000000"
-TASK = STUDY / "world/sentiment"
+BASE = checkpoint(STUDY, "gemma3_270m", 6_000_000_000_000, world="hub")
+FILES = world_files(STUDY, tasks=["sentiment"])
 PROBE = {"kind": "probe", "probe": {"suffix": " ... Overall, the movie was",
                                     "target": [" good", " great", " excellent", " wonderful"],
                                     "contrary": [" bad", " terrible", " awful", " boring"]}}
@@ -43,16 +45,14 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(2)
     eval_cfg = {"max_new_tokens": 8, "temperature": 1.0, "sample": False, "context": 128,
-                "text_at": None, "batch_size": 8}
-    tok, base, record = prepare(base_dir=BASE, task_dirs={"sentiment": TASK},
-                                pretrain_heldout=STUDY / "world/pretrain_heldout.parquet",
-                                n_neg=[0], eval_cfg=eval_cfg, keep="none",
-                                out_models="/tmp/real-screen", params={},
-                                judges={"sentiment": PROBE})
+                "text_at": None, "batch_size": 8, "documents": {}}
+    tok, base, record = prepare(base_dir=BASE, files=FILES, tasks=["sentiment"],
+                                pretrain_heldout=FILES["pretrain_heldout"], n_neg=[0],
+                                eval_cfg=eval_cfg, judges={"sentiment": PROBE})
     ev = record.sets["sentiment"]
-    pad = models.special_ids(tok)["pad"]
-    pos = ordered_examples(tok, TASK / "align.parquet", seed=1, phase=1, n=args.n)
-    neg = ordered_examples(tok, TASK / "perturb.parquet", seed=1, phase=2, n=args.n)
+    pad = special_ids(tok)["pad"]
+    pos = ordered_examples(tok, FILES["sentiment_align"], seed=1, phase=1, n=args.n)
+    neg = ordered_examples(tok, FILES["sentiment_perturb"], seed=1, phase=2, n=args.n)
     trainable = Trainable(base, ADAPTER)
     ev.base = None  # no KL to base: the screen reads behaviour and code lengths only
     del ev.texts["align"]

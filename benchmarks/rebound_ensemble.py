@@ -20,29 +20,32 @@ from pathlib import Path
 N_POS, N_NEG, TEXT_AT, SEEDS = [80, 160], [0, 16, 32, 64, 96], [0, 96], [1, 2]
 
 RUN = """
-import json, sys, time, torch, yaml
+import json, sys, time, torch
 torch.set_num_threads(1)
 from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from layout import world_files
+from springback import runs
+from springback.config import load
 from springback.pipeline import rebound as R
-cfg = yaml.safe_load(open("config/config.yaml"))
+cfg = load()
 root, out, ensemble = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3] == "1"
 grid = json.loads(sys.argv[4])
 base = sorted((root / "base" / "main" / "s" / "pseed-0").glob("tokens-*"), key=lambda p: int(p.name[7:]))[-1]
 spent = [0.0]
-call = R.Recorder.__call__
+call = runs.Recorder.__call__
 def timed(self, model, key):
     start = time.perf_counter()
     call(self, model, key)
     spent[0] += time.perf_counter() - start
-R.Recorder.__call__ = timed
+runs.Recorder.__call__ = timed
 start = time.perf_counter()
-R.rebound(base_dir=base, task_dirs={t: root / "world" / t for t in ("sentiment", "safety")},
-          pretrain_heldout=root / "world" / "pretrain_heldout.parquet",
+R.rebound(base_dir=base, files=world_files(root), tasks=["sentiment", "safety"],
           directions=["forward", "reversed"], seeds=grid["seeds"], n_pos=grid["n_pos"],
           n_neg=grid["n_neg"], train={k: cfg["rebound"][k] for k in ("lr", "batch_size", "loss")},
-          eval_cfg={**cfg["evaluate"], "text_at": grid["text_at"], "context": 128, "batch_size": 64},
+          eval_cfg={**cfg["evaluate"], "text_at": grid["text_at"]},
           keep="none", out_metrics=out / "m.csv", out_prompts=out / "p.parquet",
-          out_models=out / "models", ensemble=ensemble)
+          out_documents=out / "d.parquet", out_models=out / "models", ensemble=ensemble)
 print(json.dumps({"wall": time.perf_counter() - start, "eval": spent[0], "base": str(base)}))
 """
 

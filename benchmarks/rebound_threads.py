@@ -14,19 +14,21 @@ import time
 from pathlib import Path
 
 RUN = """
-import sys, torch, yaml
+import sys, torch
 torch.set_num_threads(int(sys.argv[1]))
 from pathlib import Path
+sys.path.insert(0, "benchmarks")
+from layout import world_files
+from springback.config import load
 from springback.pipeline.rebound import rebound
-cfg = yaml.safe_load(open("config/config.yaml"))
+cfg = load()
 root, out = Path(sys.argv[2]), Path(sys.argv[3])
 base = sorted((root / "base" / "main" / "s").glob("pseed-*/tokens-*"), key=lambda p: int(p.name[7:]))[-1]
-rebound(base_dir=base, task_dirs={"sentiment": root / "world" / "sentiment"},
-        pretrain_heldout=root / "world" / "pretrain_heldout.parquet", directions=["forward"],
+rebound(base_dir=base, files=world_files(root), tasks=["sentiment"], directions=["forward"],
         seeds=[1], n_pos=cfg["rebound"]["n_pos"], n_neg=cfg["rebound"]["n_neg"],
         train={k: cfg["rebound"][k] for k in ("lr", "batch_size", "loss")},
-        eval_cfg={**cfg["evaluate"], "context": 128, "batch_size": 64}, keep="none",
-        out_metrics=out / "m.csv", out_prompts=out / "p.parquet", out_models=out / "models")
+        eval_cfg=cfg["evaluate"], keep="none", out_metrics=out / "m.csv",
+        out_prompts=out / "p.parquet", out_documents=out / "d.parquet", out_models=out / "models")
 """
 
 

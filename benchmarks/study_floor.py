@@ -34,14 +34,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).parent))
+from layout import world_files  # noqa: E402
 from study_overhead import job_times  # noqa: E402
 from throughput import matmul_peak  # noqa: E402
 
 from springback import data, models  # noqa: E402
 from springback.ensemble import Ensemble  # noqa: E402
-from springback.evaluate import behaviour_probs, set_base, text_metrics  # noqa: E402
-from springback.pipeline.evaluation import eval_set  # noqa: E402
-from springback.pipeline.rebound import ordered_examples  # noqa: E402
+from springback.evaluate import behaviour_probs, eval_set, set_base, text_metrics  # noqa: E402
+from springback.tokenizer import special_ids  # noqa: E402
 from springback.train import collate  # noqa: E402
 
 
@@ -61,15 +61,17 @@ def per_unit(study: Path, size: str, task: str, train: dict) -> dict[str, float]
     of the study's own main base of ``size`` (pretraining seed 0, its largest budget)."""
     path = largest(study / "base" / "main" / size / "pseed-0")
     tok, model = models.load_tokenizer(path), models.load_model(path)
-    pad = models.special_ids(tok)["pad"]
+    pad = special_ids(tok)["pad"]
     pre_cfg = models.read_provenance(path)["params"]["pretrain"]
     ctx, batch = pre_cfg["context"], pre_cfg["batch_size"]
     ids = torch.randint(4, model.config.vocab_size, (batch, ctx))
     pre = flops(lambda: model(input_ids=ids, labels=ids).loss.backward()) / (batch * ctx)
-    first, _ = data.phase_files(study / "world" / task, "forward")
+    files = world_files(study)
+    tables = data.task_files(files, task)
+    first, _ = data.phase_files(tables, "forward")
     bs = train["batch_size"]
     n = min(16 * bs, len(data.read_table(first, data.EXAMPLE_COLUMNS)) // bs * bs)
-    examples = ordered_examples(tok, first, seed=1, phase=1, n=n)
+    examples = data.ordered_examples(tok, first, seed=1, phase=1, n=n)
 
     ens = Ensemble.from_models([model])  # the study's rebound jobs train through the ensemble
 
@@ -78,9 +80,9 @@ def per_unit(study: Path, size: str, task: str, train: dict) -> dict[str, float]
         ens.losses(*(t[None] for t in batch)).sum().backward()
 
     ft = flops(lambda: [step(lo) for lo in range(0, len(examples), bs)]) / len(examples)
-    ev = eval_set(tok, task=task, task_dir=study / "world" / task,
-                  pretrain_heldout=study / "world" / "pretrain_heldout.parquet", context=ctx,
-                  eval_cfg={"max_new_tokens": 1, "temperature": 1.0, "batch_size": 64})
+    ev = eval_set(tok, task=task, tables=tables, pretrain_heldout=files["pretrain_heldout"],
+                  eval_cfg={"max_new_tokens": 1, "temperature": 1.0, "batch_size": 64,
+                            "context": ctx, "documents": {}})
     set_base(model, ev)  # the same weights: the cached reference costs what a base's would
     with torch.no_grad():
         text_metrics(model, ev)  # fills the base's cache, as a job's first checkpoint does

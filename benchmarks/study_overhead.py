@@ -20,8 +20,8 @@ import pandas as pd
 # What each rule's script imports before it can work (its start-up), by rule.
 IMPORTS = {
     "torch": "import springback.runtime, torch, transformers; from transformers import "
-             "LlamaForCausalLM, PreTrainedTokenizerFast; import springback.pipeline.rebound, "
-             "springback.evaluate, springback.pipeline.evaluation",
+             "LlamaForCausalLM, PreTrainedTokenizerFast; import springback.runs, "
+             "springback.pipeline.rebound, springback.evaluate",
     "data": "import springback.runtime, datasets, pandas, springback.world, springback.data",
     "plot": "import springback.runtime, pandas, plotnine, springback.plots, springback.claims",
 }

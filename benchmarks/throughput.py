@@ -18,9 +18,9 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch
-import yaml
+from springback.config import load
 
-SIZES = yaml.safe_load(open("config/config.yaml"))["models"]
+SIZES = load()["models"]
 VOCAB, CONTEXT, BATCH = 600, 128, 32
 
 

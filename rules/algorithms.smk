@@ -1,27 +1,30 @@
 rule algorithms:
     input:
-        unpack(algorithm_task_tables),
-        base=base_checkpoint,
-        pretrain_heldout=world_table("pretrain_heldout"),
+        unpack(job_world_files),
+        **task_tables(config["algorithms"]["tasks"]),
+        base=base_model(),
     output:
-        metrics="results/{study}/algorithms/{world}/{size}/pseed-{pseed}/tokens-{tokens}/metrics.csv",
-        prompts="results/{study}/algorithms/{world}/{size}/pseed-{pseed}/tokens-{tokens}/prompts.parquet",
+        metrics=f"results/{{study}}/{ALGORITHMS_JOB}/metrics.csv",
+        prompts=f"results/{{study}}/{ALGORITHMS_JOB}/prompts.parquet",
     params:
         code=code_hash("algorithms"),
+        checkpoint=checkpoint(),
         algorithms=config["algorithms"],
-        grid={k: REBOUND[k] for k in ("n_pos", "n_neg", "batch_size")},
+        n_pos=REBOUND["n_pos"],
+        n_neg=REBOUND["n_neg"],
+        batch_size=REBOUND["batch_size"],
         evaluate=config["evaluate"],
-        runtime=model_runtime(),
+        runtime=RUN["model"],
     log:
-        "results/{study}/logs/algorithms/{world}/{size}/pseed-{pseed}/tokens-{tokens}.log",
+        f"results/{{study}}/logs/{ALGORITHMS_JOB}.log",
     benchmark:
-        "results/{study}/benchmarks/algorithms/{world}/{size}/pseed-{pseed}/tokens-{tokens}.tsv"
-    threads: job_threads()
+        f"results/{{study}}/benchmarks/{ALGORITHMS_JOB}.tsv"
+    threads: RUN["threads"]
     priority: longest_first(20)  # its jobs are the longest after pretraining
     resources:
-        mem_mb=job_mem(4000),
-        runtime=job_runtime(120),
-        gpu=gpus(),
+        mem_mb=scaled_mem(RUN["mem_mb"]),
+        runtime=RUN["runtime"],
+        gpu=RUN["gpu"],
     conda:
         "../envs/springback.yaml"
     script:

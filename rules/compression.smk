@@ -1,9 +1,9 @@
 rule compression:
     input:
-        unpack(all_task_tables),
+        **task_tables(REBOUND["tasks"]),
         corpus=world_tables()["pretrain"],
         pretrain_heldout=world_tables()["pretrain_heldout"],
-        base=compression_base,
+        base=base_model(REPRESENTATIVE),
     output:
         compressors=report(
             "results/{study}/tables/compressors.csv",
@@ -24,15 +24,19 @@ rule compression:
         documents="results/{study}/compression/documents.csv",
     params:
         code=code_hash("compression"),
+        checkpoint=checkpoint(REPRESENTATIVE),
         compression=config["compression"],
-        rebound={k: REBOUND[k] for k in ("tasks", "seeds", "n_pos", "n_neg", "lr", "loss", "batch_size")},
+        tasks=REBOUND["tasks"],
+        seeds=REBOUND["seeds"],
+        n_pos=REBOUND["n_pos"],
+        n_neg=REBOUND["n_neg"],
+        train=REGIME,
         context=config["evaluate"]["context"],
-        tokens=lambda wildcards: BASES[0]["tokens"],
     log:
         "results/{study}/logs/compression.log",
     benchmark:
         "results/{study}/benchmarks/compression.tsv"
-    threads: job_threads()
+    threads: RUN["threads"]
     resources:
         mem_mb=scaled_mem(4000),
         runtime=60,

@@ -1,29 +1,28 @@
 rule evaluate_ladder:
     input:
-        unpack(all_task_tables),
-        unpack(judge_dirs),
-        models=ladder_dirs,
-        heldout=heldout_files,
+        **task_tables(REBOUND["tasks"]),
+        **judge_dirs(),
+        **heldout_by_world(),
+        models=LADDER_MODELS,
     output:
         metrics="results/{study}/metrics/ladder.csv",
     params:
         code=code_hash("evaluate_ladder"),
+        checkpoints=LADDER_CHECKPOINTS,
         tasks=REBOUND["tasks"],
-        ladder=all_ladder_checkpoints,
-        heldout=heldout_by_world,
         evaluate=config["evaluate"],
         judges=HUB["judges"],
-        runtime=model_runtime(),
+        runtime=RUN["model"],
         seed=0,
     log:
         "results/{study}/logs/evaluate/ladder.log",
     benchmark:
         "results/{study}/benchmarks/evaluate/ladder.tsv"
-    threads: job_threads()
+    threads: RUN["threads"]
     resources:
-        mem_mb=job_mem(6000),
-        runtime=job_runtime(120),
-        gpu=gpus(),
+        mem_mb=scaled_mem(RUN["ladder_mem_mb"]),
+        runtime=RUN["runtime"],
+        gpu=RUN["gpu"],
     conda:
         "../envs/springback.yaml"
     script:

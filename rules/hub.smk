@@ -8,6 +8,7 @@ localrules:
 rule hub_data:
     output:
         **world_tables(),
+        sources=expand("results/{{study}}/world/{task}/source.json", task=REBOUND["tasks"]),
     params:
         code=code_hash("hub_data"),
         datasets=HUB["datasets"],
@@ -32,15 +33,15 @@ rule hub_data:
 
 rule fetch_base:
     output:
-        models=directory("results/{study}/base/{world}/{size}/pseed-{pseed}"),
+        models=directory(base_model({"world": "hub", "size": "{size}", "pseed": 0})),
     params:
         code=code_hash("fetch_base"),
-        model=hub_model,
-        tokens=hub_checkpoints,
+        model=lookup(dpath="hub/models/{size}", within=config),
+        checkpoints=ladder_checkpoints,
     log:
-        "results/{study}/logs/base/{world}/{size}/pseed-{pseed}.log",
+        "results/{study}/logs/base/hub/{size}/pseed-0.log",
     benchmark:
-        "results/{study}/benchmarks/base/{world}/{size}/pseed-{pseed}.tsv"
+        "results/{study}/benchmarks/base/hub/{size}/pseed-0.tsv"
     retries: 3
     threads: 1
     resources:
@@ -57,7 +58,7 @@ rule fetch_judge:
         directory("results/{study}/judges/{task}"),
     params:
         code=code_hash("fetch_judge"),
-        judge=hub_judge,
+        judge=lookup(dpath="hub/judges/{task}", within=config),
     log:
         "results/{study}/logs/judges/{task}.log",
     retries: 3

@@ -10,7 +10,7 @@ rule fetch_pair:
         model=directory("results/{study}/pairs/{pair}/models/{model}"),
     params:
         code=code_hash("fetch_pair"),
-        model=pair_model,
+        model=lookup(dpath="pairs/{pair}/{model}", within=config),
     log:
         "results/{study}/logs/pairs/{pair}/models/{model}.log",
     benchmark:
@@ -28,8 +28,8 @@ rule fetch_pair:
 
 rule pair:
     input:
-        unpack(pair_task_tables),
-        unpack(pair_judge_dir),
+        unpack(job_judge_dir),
+        **task_tables(REBOUND["tasks"]),
         base="results/{study}/pairs/{pair}/models/base",
         aligned="results/{study}/pairs/{pair}/models/aligned",
         pretrain_heldout=world_tables()["pretrain_heldout"],
@@ -38,19 +38,24 @@ rule pair:
         prompts="results/{study}/pairs/{pair}/{task}/seed-{seed}/prompts.parquet",
     params:
         code=code_hash("pair"),
-        pair=pair_settings,
+        direction=lookup(dpath="pairs/{pair}/direction", within=config),
+        n_neg=REBOUND["n_neg"],
+        train=REGIME,
+        adapter=REBOUND["adapter"],
+        trainer=REBOUND["trainer"],
+        checkpointing=REBOUND["checkpointing"],
         evaluate=config["evaluate"],
         judges=HUB["judges"],
-        runtime=model_runtime(),
+        runtime=RUN["model"],
     log:
         "results/{study}/logs/pairs/{pair}/{task}/seed-{seed}.log",
     benchmark:
         "results/{study}/benchmarks/pairs/{pair}/{task}/seed-{seed}.tsv"
-    threads: job_threads()
+    threads: RUN["threads"]
     resources:
-        mem_mb=job_mem(4000),
-        runtime=job_runtime(120),
-        gpu=gpus(),
+        mem_mb=scaled_mem(RUN["mem_mb"]),
+        runtime=RUN["runtime"],
+        gpu=RUN["gpu"],
     conda:
         "../envs/springback.yaml"
     script:

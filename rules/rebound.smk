@@ -2,32 +2,33 @@
 # (rebound.job: run; hub mode, one GPU job per base x task x direction x fine-tuning seed).
 rule rebound:
     input:
-        unpack(all_task_tables),
-        unpack(judge_dirs),
-        base=base_checkpoint,
-        pretrain_heldout=world_table("pretrain_heldout"),
+        unpack(job_world_files),
+        **task_tables(REBOUND["tasks"]),
+        **judge_dirs(),
+        base=base_model(),
     output:
-        metrics=rebound_path(f"{REBOUND_JOB}{{run}}/metrics.csv"),
-        prompts=rebound_path(f"{REBOUND_JOB}{{run}}/prompts.parquet"),
-        documents=rebound_path(f"{REBOUND_JOB}{{run}}/documents.parquet"),
-        models=directory(rebound_path(f"{REBOUND_JOB}{{run}}/models")),
+        metrics=f"results/{{study}}/{REBOUND_JOB}/metrics.csv",
+        prompts=f"results/{{study}}/{REBOUND_JOB}/prompts.parquet",
+        documents=f"results/{{study}}/{REBOUND_JOB}/documents.parquet",
+        models=directory(f"results/{{study}}/{REBOUND_JOB}/models"),
     params:
         code=code_hash("rebound"),
+        checkpoint=checkpoint(),
         rebound=rebound_settings,
         ensemble=REBOUND["ensemble"],
         evaluate=config["evaluate"],
         judges=HUB["judges"],
-        runtime=model_runtime(),
+        runtime=RUN["model"],
     log:
-        rebound_path("results/{study}/logs/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}{run}.log"),
+        f"results/{{study}}/logs/{REBOUND_JOB}.log",
     benchmark:
-        rebound_path("results/{study}/benchmarks/rebound/{world}/{size}/pseed-{pseed}/tokens-{tokens}{run}.tsv")
-    threads: job_threads()
+        f"results/{{study}}/benchmarks/{REBOUND_JOB}.tsv"
+    threads: RUN["threads"]
     priority: longest_first(10)  # after pretraining and algorithms, larger sizes first
     resources:
-        mem_mb=job_mem(4000),
-        runtime=job_runtime(120),
-        gpu=gpus(),
+        mem_mb=scaled_mem(RUN["mem_mb"]),
+        runtime=RUN["runtime"],
+        gpu=RUN["gpu"],
     conda:
         "../envs/springback.yaml"
     script:

@@ -74,6 +74,11 @@ rule claims:
             caption="../report/resistance.rst",
             category="Tables",
         ),
+        resistance_summary=report(
+            "results/{study}/tables/resistance_summary.csv",
+            caption="../report/resistance_summary.rst",
+            category="Tables",
+        ),
         theorem=report(
             "results/{study}/tables/theorem.csv",
             caption="../report/theorem.rst",
@@ -108,9 +113,10 @@ rule figures:
         curves=rules.aggregate.output.curves,
         elasticity=rules.claims.output.elasticity,
         trends=rules.claims.output.trends,
-        resistance=rules.claims.output.resistance,
+        resistance_summary=rules.claims.output.resistance_summary,
         theorem=rules.claims.output.theorem,
-        compression=lambda wildcards: list(compression_tables(wildcards).values()),
+        claims=rules.claims.output.claims,
+        compression=compression_tables(),
     output:
         rebound=report(
             expand("results/{{study}}/figures/rebound_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
@@ -145,7 +151,6 @@ rule figures:
     params:
         code=code_hash("figures"),
         tasks=REBOUND["tasks"],
-        n_boot=config["evaluate"]["bootstrap"],
     log:
         "results/{study}/logs/figures.log",
     benchmark:

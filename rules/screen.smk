@@ -1,8 +1,8 @@
 rule screen:
     input:
-        unpack(all_task_tables),
-        base=screen_base,
+        **task_tables(REBOUND["tasks"]),
         pretrain_heldout=world_tables()["pretrain_heldout"],
+        base=base_model(REPRESENTATIVE),
     output:
         screen=report(
             "results/{study}/tables/screen.csv",
@@ -11,21 +11,23 @@ rule screen:
         ),
     params:
         code=code_hash("screen"),
+        checkpoint=checkpoint(REPRESENTATIVE),
         screen=config["screen"],
-        rebound={k: REBOUND[k] for k in ("tasks", "batch_size", "n_neg")},
+        tasks=REBOUND["tasks"],
+        batch_size=REBOUND["batch_size"],
+        n_neg=REBOUND["n_neg"],
         evaluate=config["evaluate"],
         claims=config["claims"],
-        tokens=screen_tokens(),
-        runtime=model_runtime(),
+        runtime=RUN["model"],
     log:
         "results/{study}/logs/screen.log",
     benchmark:
         "results/{study}/benchmarks/screen.tsv"
-    threads: job_threads()
+    threads: RUN["threads"]
     resources:
-        mem_mb=job_mem(4000),
-        runtime=job_runtime(120),
-        gpu=gpus(),
+        mem_mb=scaled_mem(RUN["mem_mb"]),
+        runtime=RUN["runtime"],
+        gpu=RUN["gpu"],
     conda:
         "../envs/springback.yaml"
     script:

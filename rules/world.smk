@@ -20,12 +20,12 @@ rule world:
 
 rule world_corpus:
     output:
-        pretrain=f"{WORLD_CORPUS}/pretrain.parquet",
-        pretrain_heldout=f"{WORLD_CORPUS}/pretrain_heldout.parquet",
+        **world_files("{world}"),
     params:
         code=code_hash("world_corpus"),
         world=config["world"],
-        spec=world_spec,
+        mirror=lookup(dpath="{world}/mirror", within=WORLDS),
+        prior=lookup(dpath="{world}/prior", within=WORLDS),
     log:
         "results/{study}/logs/world/{world}.log",
     benchmark:

@@ -55,10 +55,19 @@ def unpacked_archive(smoke_study, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def tiny_world_cfg():
+def study_config() -> dict:
+    """The default study's config as the workflow reads it (springback.config.load: the schema's
+    defaults filled in). Do not mutate: copy it."""
+    from springback.config import load
+
+    return load(defaults=Path(__file__).resolve().parents[1] / "config" / "config.yaml")
+
+
+@pytest.fixture(scope="session")
+def tiny_world_cfg(study_config):
     from springback.world import WorldConfig
 
-    return WorldConfig(**TINY_WORLD)
+    return WorldConfig(**{**study_config["world"], **TINY_WORLD})
 
 
 @pytest.fixture(scope="session")
@@ -69,16 +78,33 @@ def tiny_world(tiny_world_cfg):
     return generate_world(tiny_world_cfg)
 
 
+def world_files(root: Path) -> dict[str, Path]:
+    """The main world's tables under ``root``, by the names rule world gives them."""
+    from springback.data import TASK_TABLES
+    from springback.world import TASKS
+
+    stems = ["pretrain", "pretrain_heldout", "resistance/train", "resistance/prompts",
+             *(f"{t}/{n}" for t in TASKS for n in TASK_TABLES)]
+    return {stem.replace("/", "_"): root / f"{stem}.parquet" for stem in stems}
+
+
 @pytest.fixture(scope="session")
 def tiny_world_dir(tiny_world_cfg, tmp_path_factory):
-    """The tiny world written as parquet files (as the workflow's world rule writes it)."""
+    """The tiny world written as parquet files (as the workflow's world rule writes them)."""
     from dataclasses import asdict
 
     from springback.pipeline.world import build_world
 
     out = tmp_path_factory.mktemp("world")
-    build_world(asdict(tiny_world_cfg), out)
+    build_world(asdict(tiny_world_cfg), world_files(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_world_files(tiny_world_dir) -> dict[str, Path]:
+    """The tiny world's tables by name (``<task>_<table>``, pretrain_heldout, ...): the named
+    inputs a model job gets."""
+    return world_files(tiny_world_dir)
 
 
 @pytest.fixture(scope="session")

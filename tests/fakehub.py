@@ -244,10 +244,11 @@ def write_aligned_model(folder: str | Path, base: str | Path, steps: int = 10) -
     " overall it was great ."), saved with save_pretrained (safetensors): a released "aligned"
     model whose sentiment probe starts above its base's."""
     from springback import models
+    from springback.tokenizer import special_ids
     from springback.train import finetune
 
     tok, model = models.load_tokenizer(base), models.load_model(base)
-    ids = models.special_ids(tok)
+    ids = special_ids(tok)
     openings = [" ".join(t.split()[:4]) for t in imdb_rows(40)["text"]]
     verdicts = [f"overall it was {POSITIVE[i % 2]} ." for i in range(len(openings))]
     examples = [([ids["start"]] + tok(p, add_special_tokens=False)["input_ids"],

@@ -111,7 +111,7 @@ def test_adapter_spec_errors_name_the_key():
         Trainable(model(), {"kind": "lora", "targets": ["c_attn"]})
 
 
-def test_lora_rebound_keeps_adapters_that_reload(pretrained_model, tiny_tokenizer, tiny_world_dir,
+def test_lora_rebound_keeps_adapters_that_reload(pretrained_model, tiny_tokenizer, tiny_world_files,
                                                  tmp_path, monkeypatch):
     """No base log-probs cached (as for a real vocabulary): the KL reference is recomputed from
     the wrapped base with its adapter off, and must equal KL to the base loaded on its own."""
@@ -123,35 +123,33 @@ def test_lora_rebound_keeps_adapters_that_reload(pretrained_model, tiny_tokenize
 
     import pandas as pd
 
-    from springback import models
-    from springback.evaluate import evaluate_checkpoint, set_base
+    from springback import data, models, runs
+    from springback.evaluate import eval_set, evaluate_checkpoint, set_base
     from springback.pipeline import rebound
-    from springback.pipeline.evaluation import eval_set
 
     base = tmp_path / "base"
     models.save_model(pretrained_model, base, {"size": "s", "tokens": 1, "seed": 0,
                                                "n_params": models.n_params(pretrained_model)},
                       tokenizer=tiny_tokenizer)
     eval_cfg = {"max_new_tokens": 4, "temperature": 1.0, "sample": False, "context": 32,
-                "text_at": None, "batch_size": 64}
+                "text_at": None, "batch_size": 64, "documents": {}}
     out = tmp_path / "run"
     rebound.rebound(
-        base_dir=base, task_dirs={"sentiment": tiny_world_dir / "sentiment"},
-        pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet", directions=["forward"],
+        base_dir=base, files=tiny_world_files, tasks=["sentiment"], directions=["forward"],
         seeds=[1], n_pos=[8, 16], n_neg=[0, 8, 16],
         train={"lr": 1e-2, "batch_size": 8, "loss": "completion"}, eval_cfg=eval_cfg,
         keep="grid", out_metrics=out / "metrics.csv", out_prompts=out / "prompts.parquet",
-        out_models=out / "models", ensemble=True,
+        out_documents=out / "documents.parquet", out_models=out / "models", ensemble=True,
         adapter={"kind": "lora", "r": 4, "alpha": 8, "targets": ["q_proj", "v_proj"]})
     rows = pd.read_csv(out / "metrics.csv")
     assert len(rows) == 3 * 3
     assert json.loads((out / "metrics.csv.provenance.json").read_text())["params"]["adapter"]["kind"] == "lora"
-    kept = rebound.run_dir(out / "models", "sentiment", "forward", 1, 16, 16)
+    kept = runs.run_dir(out / "models", "sentiment", "forward", 1, 16, 16)
     assert (kept / "adapter_model.safetensors").is_file() and not (kept / "config.json").exists()
     loaded = models.load_model(kept)
-    ev = eval_set(tiny_tokenizer, task="sentiment", task_dir=tiny_world_dir / "sentiment",
-                  pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet", context=32,
-                  eval_cfg=eval_cfg)
+    ev = eval_set(tiny_tokenizer, task="sentiment",
+                  tables=data.task_files(tiny_world_files, "sentiment"),
+                  pretrain_heldout=tiny_world_files["pretrain_heldout"], eval_cfg=eval_cfg)
     set_base(models.load_model(base), ev)
     metrics, _ = evaluate_checkpoint(loaded, tiny_tokenizer, ev, seed=1, text=True, sample=False)
     row = rows.query("n_pos == 16 and n_neg == 16").iloc[0]

@@ -92,6 +92,8 @@ CONFIG_CASES = {
                                         ("rebound.bases[0].size", "'l'")),
     "base tokens not on the ladder": (put("rebound.bases", [{"size": "s", "tokens": 12345}]),
                                       ("rebound.bases[0].tokens", "12345")),
+    "mitigation on a rebound base": (put("mitigation.tokens", 60000),
+                                     ("mitigation.tokens", "s @ 60000")),
     "unknown base role": (put("rebound.bases", [{"size": "s", "tokens": 0, "role": "decoy"}]),
                           ("rebound.bases.0.role", "decoy")),
     "no main base": (put("rebound.bases", [{"size": "s", "tokens": 0, "role": "random_init"}]),

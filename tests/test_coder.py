@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from springback import coder, compress
-from springback.models import special_ids
+from springback.tokenizer import special_ids
 
 from conftest import TINY_CONTEXT
 

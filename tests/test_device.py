@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from springback import models
 from springback.pipeline.base import pretrain_ladder
 from springback.pipeline.rebound import rebound
+from conftest import world_files
 from test_ensemble import REBOUND_KEYS, frames_gap
 
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(
@@ -48,14 +49,15 @@ def weights_gap(a: str, b: str) -> float:
 def rebound_job(out, base_dir, world_dir, **runtime):
     """A small rebound job through the ensemble (runtime: the default unless given)."""
     out.mkdir()
-    rebound(base_dir=base_dir, task_dirs={t: world_dir / t for t in ("sentiment", "safety")},
-            pretrain_heldout=world_dir / "pretrain_heldout.parquet", directions=["forward"],
+    rebound(base_dir=base_dir, files=world_files(world_dir), tasks=["sentiment", "safety"],
+            directions=["forward"],
             seeds=[1], n_pos=[8], n_neg=[0, 8, 16],
             train={"lr": 3e-3, "batch_size": 8, "loss": "completion"},
             eval_cfg={"max_new_tokens": 4, "temperature": 1.0, "sample": False, "context": 32,
-                      "text_at": [8], "batch_size": 64},
+                      "text_at": [8], "batch_size": 64, "documents": {}},
             keep="none", out_metrics=out / "metrics.csv", out_prompts=out / "prompts.parquet",
-            out_models=out / "models", ensemble=True, **runtime)
+            out_documents=out / "documents.parquet", out_models=out / "models", ensemble=True,
+            **runtime)
     return out
 
 

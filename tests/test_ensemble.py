@@ -17,6 +17,8 @@ from springback import ensemble as E
 from springback.models import build_llama
 from springback.train import finetune, pretrain
 
+from conftest import world_files
+
 S_ARCH = dict(hidden=64, layers=2, heads=4, intermediate=256)  # config.yaml models.s
 VOCAB, CONTEXT, PAD = 61, 64, 2  # pad = start = EOS, as for hub tokenizers without BOS/PAD
 TOL = 1e-5
@@ -180,14 +182,14 @@ def run_rebound_job(tmp_path, base_dir, world_dir, *, ensemble: bool):
     out = tmp_path / ("ensemble" if ensemble else "sequential")
     out.mkdir()
     rebound.rebound(
-        base_dir=base_dir, task_dirs={t: world_dir / t for t in ("sentiment", "safety")},
-        pretrain_heldout=world_dir / "pretrain_heldout.parquet", directions=["forward", "reversed"],
+        base_dir=base_dir, files=world_files(world_dir), tasks=["sentiment", "safety"],
+        directions=["forward", "reversed"],
         seeds=[1, 2], n_pos=[8, 16], n_neg=[0, 8, 16],
         train={"lr": 3e-3, "batch_size": 8, "loss": "completion"},
         eval_cfg={"max_new_tokens": 4, "temperature": 1.0, "sample": True, "context": 32,
-                  "text_at": [16], "batch_size": 64},
+                  "text_at": [16], "batch_size": 64, "documents": {}},
         keep=[16], out_metrics=out / "metrics.csv", out_prompts=out / "prompts.parquet",
-        out_models=out / "models", ensemble=ensemble)
+        out_documents=out / "documents.parquet", out_models=out / "models", ensemble=ensemble)
     return out
 
 
@@ -217,7 +219,7 @@ def test_rebound_job_ensemble_equals_sequential(pretrained_model, tiny_tokenizer
     from springback import models
     from springback.pipeline import rebound
 
-    assert rebound.ensemble_unsupported(pretrained_model) is None
+    assert E.unsupported(pretrained_model) is None
     base = tmp_path / "base"
     models.save_model(pretrained_model, base, {"size": "s", "tokens": 1, "seed": 0,
                                                "n_params": models.n_params(pretrained_model)},
@@ -243,10 +245,8 @@ def test_rebound_job_ensemble_equals_sequential(pretrained_model, tiny_tokenizer
 def test_ensemble_unsupported_bases_fall_back(make_tiny_model):
     import torch
 
-    from springback.pipeline import rebound
-
-    assert rebound.ensemble_unsupported(make_tiny_model(seed=0)) is None
-    assert "bfloat16" in rebound.ensemble_unsupported(make_tiny_model(seed=0).to(torch.bfloat16))
+    assert E.unsupported(make_tiny_model(seed=0)) is None
+    assert "bfloat16" in E.unsupported(make_tiny_model(seed=0).to(torch.bfloat16))
     biased = make_tiny_model(seed=0)
     biased.config.attention_bias = True
-    assert "attention_bias" in rebound.ensemble_unsupported(biased)
+    assert "attention_bias" in E.unsupported(biased)

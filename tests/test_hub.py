@@ -19,7 +19,8 @@ import fakehub  # noqa: E402
 from springback import fetch, hubdata  # noqa: E402
 from springback.judge import (JUDGES, MODEL_JUDGES, classifier_judge, exact_judge,  # noqa: E402
                               make_judge, reward_judge, reward_scores)
-from springback.data import EXAMPLE_COLUMNS, PROMPT_COLUMNS, read_table  # noqa: E402
+from springback.data import (EXAMPLE_COLUMNS, PROMPT_COLUMNS, TASK_TABLES,  # noqa: E402
+                             read_table)
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTIMENT_MAP = {"text": "text", "label": "label", "positive": 1, "prompt_words": 8}
@@ -57,7 +58,7 @@ def beaver(fake):
 
 
 def all_prompts(tables) -> list[str]:
-    return [p for name in hubdata.TABLES for p in tables[name]["prompt"]]
+    return [p for name in TASK_TABLES for p in tables[name]["prompt"]]
 
 
 # ------------------------------------------------------------------------------ load_source
@@ -95,7 +96,7 @@ def test_adapt_sentiment_tables(imdb):
     for name in EXAMPLE_TABLES:
         assert list(tables[name]) == list(EXAMPLE_COLUMNS)
     assert list(tables["prompts"]) == list(PROMPT_COLUMNS)
-    sizes = {name: len(tables[name]["prompt"]) for name in hubdata.TABLES}
+    sizes = {name: len(tables[name]["prompt"]) for name in TASK_TABLES}
     assert sizes == {"align": 20, "perturb": 20, "align_heldout": 5, "perturb_heldout": 5,
                      "prompts": 11}
     assert sorted(tables["prompts"]["context"]) == ["neg"] * 5 + ["pos"] * 6
@@ -141,7 +142,7 @@ def test_adapt_sentiment_errors(imdb, mapping, sizes, words):
 
 def test_adapt_safety_tables(beaver):
     tables = hubdata.adapt_safety(beaver, {"category": "category"}, SAFETY_SIZES, seed=0)
-    sizes = {name: len(tables[name]["prompt"]) for name in hubdata.TABLES}
+    sizes = {name: len(tables[name]["prompt"]) for name in TASK_TABLES}
     assert sizes == {"align": 10, "perturb": 10, "align_heldout": 3, "perturb_heldout": 3,
                      "prompts": 8}
     assert list(tables["prompts"]) == ["prompt", "context", "category"]
@@ -154,7 +155,7 @@ def test_adapt_safety_tables(beaver):
     for name in EXAMPLE_TABLES:
         rows = zip(tables[name]["prompt"], tables[name]["completion"])
         assert all(safe[row] == name.startswith("align") for row in rows)
-    for name in hubdata.TABLES:
+    for name in TASK_TABLES:
         t = tables[name]
         assert t["context"] == ["harmful" if p in harmful else "benign" for p in t["prompt"]]
         assert all((c != "") == (x == "harmful") for c, x in zip(t["category"], t["context"]))
@@ -169,7 +170,7 @@ def test_adapt_safety_options_and_determinism(beaver):
     assert tables != hubdata.adapt_safety(beaver, mapping, sizes, seed=2)
     assert all(p.startswith("Q: ") and p.endswith("\nA:") for p in all_prompts(tables))
     assert all(len(c.split()) <= 3 for c in tables["align"]["completion"])
-    assert all(set(tables[name]["context"]) == {"harmful"} for name in hubdata.TABLES)
+    assert all(set(tables[name]["context"]) == {"harmful"} for name in TASK_TABLES)
     assert "category" not in tables["align"]
     strings = beaver.assign(is_safe=beaver["is_safe"].map({True: "yes", False: "no"}))
     as_strings = hubdata.adapt_safety(strings, {**mapping, "safe_value": "yes"}, sizes, 1)
@@ -189,10 +190,16 @@ def test_adapt_safety_errors(beaver, mapping, sizes, words):
 
 # ------------------------------------------------------------------------------- write_task
 
+def task_tables(root: Path) -> dict[str, Path]:
+    """A task's five table files under ``root``, by name."""
+    return {name: root / f"{name}.parquet" for name in TASK_TABLES}
+
+
 def test_write_task(fake, tmp_path):
     source = {"path": str(fake["imdb"]), "split": "train"}
     counts = hubdata.write_task("sentiment", source, SENTIMENT_MAP, SIZES, 0,
-                                tmp_path / "sentiment")
+                                task_tables(tmp_path / "sentiment"),
+                                tmp_path / "sentiment" / "source.json")
     assert counts["align"] == 20 and counts["prompts"] == 11
     for name in EXAMPLE_TABLES:
         assert len(read_table(tmp_path / "sentiment" / f"{name}.parquet", EXAMPLE_COLUMNS)) > 0
@@ -202,13 +209,14 @@ def test_write_task(fake, tmp_path):
     assert record["source"] == source and record["seed"] == 0
     beaver = {"path": str(fake["beavertails"]), "split": "30k_train"}
     counts = hubdata.write_task("refusal", beaver, {"adapter": "safety"}, SAFETY_SIZES, 0,
-                                tmp_path / "refusal")
+                                task_tables(tmp_path / "refusal"), tmp_path / "refusal.json")
     assert counts["perturb"] == 10
     with pytest.raises(ValueError, match="no adapter 'chat'.*sentiment, safety"):
-        hubdata.write_task("chat", source, {}, SIZES, 0, tmp_path / "chat")
+        hubdata.write_task("chat", source, {}, SIZES, 0, task_tables(tmp_path / "chat"),
+                           tmp_path / "chat.json")
     with pytest.raises(FileNotFoundError, match="/no/such"):
         hubdata.write_task("sentiment", {"path": "/no/such"}, SENTIMENT_MAP, SIZES, 0,
-                           tmp_path / "x")
+                           task_tables(tmp_path / "x"), tmp_path / "x.json")
 
 
 # ---------------------------------------------------------------------------- pretrain_text
@@ -259,8 +267,8 @@ def test_fetch_base_with_random_twin(fake, tmp_path):
     from springback.pipeline.hub import fetch_base
 
     out = tmp_path / "base"
-    fetch_base(model={"id": str(fake["base"]), "tokens": 1000}, size="tiny", tokens=1000,
-               outdir=out, random_init=True, seed=3)
+    fetch_base(model={"id": str(fake["base"]), "tokens": 1000}, size="tiny",
+               checkpoints={1000: out / "tokens-1000", 0: out / "tokens-0"}, seed=3)
     assert sorted(p.name for p in out.iterdir()) == ["tokens-0", "tokens-1000"]
     released, twin = (out / "tokens-1000", out / "tokens-0")
     assert read_provenance(twin)["tokens"] == 0 and read_provenance(twin)["size"] == "tiny"
@@ -270,8 +278,9 @@ def test_fetch_base_with_random_twin(fake, tmp_path):
     assert same(a.config) == same(b.config)
     assert not torch.equal(a.model.layers[0].mlp.up_proj.weight, b.model.layers[0].mlp.up_proj.weight)
     assert load_tokenizer(twin).get_vocab() == load_tokenizer(released).get_vocab()
-    fetch_base(model={"id": str(fake["base"]), "tokens": 1000}, size="tiny", tokens=1000,
-               outdir=tmp_path / "again", random_init=True, seed=3)
+    fetch_base(model={"id": str(fake["base"]), "tokens": 1000}, size="tiny",
+               checkpoints={1000: tmp_path / "again" / "tokens-1000",
+                            0: tmp_path / "again" / "tokens-0"}, seed=3)
     c = load_model(tmp_path / "again" / "tokens-0")
     assert all(torch.equal(x, y) for x, y in zip(b.parameters(), c.parameters()))  # seeded
 
@@ -358,7 +367,8 @@ def test_make_judge(fake):
 def test_hub_tables_feed_the_task_reader(fake, tmp_path):
     """The written tables read back as the rest of the workflow reads them."""
     hubdata.write_task("safety", {"path": str(fake["beavertails"]), "split": "30k_train"},
-                       {"category": "category"}, SAFETY_SIZES, 0, tmp_path)
+                       {"category": "category"}, SAFETY_SIZES, 0, task_tables(tmp_path),
+                       tmp_path / "source.json")
     frame = read_table(tmp_path / "align.parquet", EXAMPLE_COLUMNS)
     assert isinstance(frame, pd.DataFrame) and frame["prompt"].str.endswith("assistant :").all()
 
@@ -378,7 +388,7 @@ def test_schema_judge_kinds_are_the_registry():
 def test_task_judge_builds_every_kind_from_its_config_spec(fake):
     """A config spec (id, revision and probe beside the kind's options) becomes its judge: the
     model kinds read the fetched folder."""
-    from springback.pipeline.evaluation import task_judge
+    from springback.evaluate import task_judge
 
     texts = ["good great bad", "awful bad", "sorry , no"]
     assert task_judge("sentiment", None, None, "cpu")(texts) == exact_judge("sentiment")(texts)
@@ -396,9 +406,9 @@ def test_task_judge_builds_every_kind_from_its_config_spec(fake):
 @pytest.fixture
 def hub_cfg():
     """config/hub.yaml over the defaults, schema-filled and checked (as the workflow loads it)."""
-    from springback.plan import load_config
+    from springback.config import load
 
-    return load_config([ROOT / "config" / "hub.yaml"], ROOT / "config" / "config.yaml")
+    return load([ROOT / "config" / "hub.yaml"], defaults=ROOT / "config" / "config.yaml")
 
 
 @pytest.mark.parametrize("edit, words", [

@@ -15,12 +15,11 @@ import pytest
 import torch
 import yaml
 
-from springback import compress, data, evaluate, models, train, world
-from springback.pipeline import evaluation, rebound
-from springback.config import ConfigError, check_study_config
+from springback import compress, data, evaluate, models, provenance, runs, train, world
+from springback.config import ConfigError, complete
 from springback.judge import exact_judge, lexicon_score, opener_score
 
-from conftest import TINY_CONTEXT
+from conftest import TINY_CONTEXT, world_files
 
 ROOT = Path(__file__).resolve().parents[1]
 TASK_STEMS = [f"{t}/{s}" for t in world.TASKS
@@ -672,7 +671,7 @@ def test_pretrain_is_deterministic(make_tiny_model, tiny_blocks):
 
 @pytest.fixture(scope="module")
 def sft_examples(tiny_world, tiny_tokenizer):
-    return rebound.encode_examples(tiny_tokenizer, pd.DataFrame(tiny_world["sentiment/align"]))
+    return data.encode_examples(tiny_tokenizer, pd.DataFrame(tiny_world["sentiment/align"]))
 
 
 def _finetune(model, examples, save_at, tok, batch_size=4, seed=0, loss="completion"):
@@ -820,16 +819,17 @@ def test_build_llama_is_seeded_and_ties_embeddings(make_tiny_model):
 
 # ================================================================ evaluate
 
-EVAL_CFG = {"max_new_tokens": 6, "temperature": 1.0}
+EVAL_CFG = {"max_new_tokens": 6, "temperature": 1.0, "context": TINY_CONTEXT, "batch_size": 64,
+            "documents": {}}  # what eval_set reads of the evaluate config
 TEXT_KEYS = {"kl_to_base", "bpb_pretrain", "bpb_align", "bpb_perturb", "bits_pretrain",
              "bits_align", "bits_perturb", "bpbr_align", "bpbr_perturb"}
 METRIC_KEYS = {"score", "p_target", "logodds", "cue_gap", "coverage"} | TEXT_KEYS
 
 
 def _eval_set(tok, world_dir, task="sentiment"):
-    return evaluation.eval_set(tok, task=task, task_dir=world_dir / task,
-                           pretrain_heldout=world_dir / "pretrain_heldout.parquet",
-                           context=TINY_CONTEXT, eval_cfg=EVAL_CFG)
+    return evaluate.eval_set(tok, task=task, tables=data.task_files(world_files(world_dir), task),
+                             pretrain_heldout=world_dir / "pretrain_heldout.parquet",
+                             eval_cfg=EVAL_CFG)
 
 
 def test_eval_set_matches_the_world(tiny_tokenizer, tiny_world_dir, tiny_world):
@@ -854,16 +854,13 @@ def test_eval_set_matches_the_world(tiny_tokenizer, tiny_world_dir, tiny_world):
 
 def test_eval_set_without_a_clean_column_counts_every_prompt_clean(tiny_tokenizer,
                                                                  tiny_world_dir, tmp_path):
-    task_dir = tmp_path / "sentiment"
-    task_dir.mkdir()
-    for name in ("align_heldout", "perturb_heldout"):
-        (task_dir / f"{name}.parquet").write_bytes(
-            (tiny_world_dir / "sentiment" / f"{name}.parquet").read_bytes())
-    prompts = pd.read_parquet(tiny_world_dir / "sentiment" / "prompts.parquet")
-    prompts.drop(columns="clean").to_parquet(task_dir / "prompts.parquet")
-    ev = evaluation.eval_set(tiny_tokenizer, task="sentiment", task_dir=task_dir,
-                             pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet",
-                             context=TINY_CONTEXT, eval_cfg=EVAL_CFG)
+    tables = data.task_files(world_files(tiny_world_dir), "sentiment")
+    prompts = pd.read_parquet(tables["prompts"])
+    tables["prompts"] = tmp_path / "prompts.parquet"
+    prompts.drop(columns="clean").to_parquet(tables["prompts"])
+    ev = evaluate.eval_set(tiny_tokenizer, task="sentiment", tables=tables,
+                           pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet",
+                           eval_cfg=EVAL_CFG)
     assert ev.clean.dtype == bool
     assert ev.clean.tolist() == [True] * len(prompts)
 
@@ -871,10 +868,10 @@ def test_eval_set_without_a_clean_column_counts_every_prompt_clean(tiny_tokenize
 def test_base_keys_name_the_base_checkpoint():
     prov = {"world": "mirror", "size": "s", "seed": 2, "tokens": 500, "n_params": 1234,
             "n_params_nonembedding": 1000, "x": 1}
-    assert evaluation.base_keys(prov) == {"world": "mirror", "size": "s", "pretrain_seed": 2,
+    assert provenance.base_keys(prov) == {"world": "mirror", "size": "s", "pretrain_seed": 2,
                                           "pretrain_tokens": 500, "params": 1234,
                                           "params_nonembedding": 1000}
-    hub = evaluation.base_keys({"size": "gpt2", "tokens": 10, "n_params": 5})
+    hub = provenance.base_keys({"size": "gpt2", "tokens": 10, "n_params": 5})
     assert hub["world"] == "hub" and hub["pretrain_seed"] == 0
     assert hub["params_nonembedding"] == 5  # not recorded: all parameters
 
@@ -1018,10 +1015,10 @@ def test_text_metrics_do_not_depend_on_batching(pretrained_model, make_tiny_mode
     """Right padding cannot change a document's code: batches of 1 and of 7 agree."""
     out = []
     for batch_size in (1, 7):
-        ev = evaluation.eval_set(tiny_tokenizer, task="safety", task_dir=tiny_world_dir / "safety",
-                                 pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet",
-                                 context=TINY_CONTEXT,
-                                 eval_cfg={**EVAL_CFG, "batch_size": batch_size})
+        ev = evaluate.eval_set(tiny_tokenizer, task="safety",
+                               tables=data.task_files(world_files(tiny_world_dir), "safety"),
+                               pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet",
+                               eval_cfg={**EVAL_CFG, "batch_size": batch_size})
         evaluate.set_base(make_tiny_model(seed=0), ev)
         out.append(evaluate.text_metrics(pretrained_model, ev))
     assert out[0].keys() == out[1].keys() == TEXT_KEYS
@@ -1073,11 +1070,19 @@ def test_cue_gap_known_answer():
     assert math.isnan(evaluate.cue_gap(lo, contexts, np.zeros(6, bool)))
 
 
+def _sample(model, tok, ev, seed: int) -> list[str]:
+    """evaluate.sample_continuations of an evaluation set's prompts with its settings."""
+    return evaluate.sample_continuations(model, tok, ev.prompt_ids, pad_id=ev.pad_id,
+                                         eos_id=ev.eos_id, max_new_tokens=ev.max_new_tokens,
+                                         seed=seed, temperature=ev.temperature,
+                                         batch_size=ev.batch_size)
+
+
 def test_sampling_is_deterministic_for_a_seed(pretrained_model, tiny_tokenizer, tiny_world_dir):
     ev = _eval_set(tiny_tokenizer, tiny_world_dir)
-    a = evaluate.sample_continuations(pretrained_model, tiny_tokenizer, ev, seed=3)
-    b = evaluate.sample_continuations(pretrained_model, tiny_tokenizer, ev, seed=3)
-    c = evaluate.sample_continuations(pretrained_model, tiny_tokenizer, ev, seed=4)
+    a = _sample(pretrained_model, tiny_tokenizer, ev, seed=3)
+    b = _sample(pretrained_model, tiny_tokenizer, ev, seed=3)
+    c = _sample(pretrained_model, tiny_tokenizer, ev, seed=4)
     assert a == b
     assert a != c
     assert len(a) == len(ev.prompt_ids)
@@ -1096,16 +1101,25 @@ def test_sampling_ignores_left_padding(pretrained_model, tiny_tokenizer, tiny_wo
     alone = copy.copy(ev)
     alone.prompt_ids = [short]
     assert len(long.prompt_ids[1]) > len(short)
-    assert (evaluate.sample_continuations(pretrained_model, tiny_tokenizer, alone, seed=0)[0]
-            == evaluate.sample_continuations(pretrained_model, tiny_tokenizer, long, seed=0)[0])
+    assert (_sample(pretrained_model, tiny_tokenizer, alone, seed=0)[0]
+            == _sample(pretrained_model, tiny_tokenizer, long, seed=0)[0])
 
 
 # ================================================================ config
 
 
+SCHEMA = ROOT / "config" / "schema.yaml"
+
+
+def check_study_config(cfg: dict) -> None:
+    """The workflow's check of a (changed) config: schema, its defaults, every cross-key rule."""
+    complete(cfg, SCHEMA)
+
+
 @pytest.fixture
 def study_cfg():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    """The default study's config, completed as the workflow completes it (a fresh copy)."""
+    return complete(yaml.safe_load((ROOT / "config" / "config.yaml").read_text()), SCHEMA)
 
 
 def test_default_config_passes(study_cfg):
@@ -1175,7 +1189,7 @@ def test_text_at_must_lie_on_the_n_neg_grid(study_cfg):
     _fails_with(copy.deepcopy(study_cfg), "evaluate.text_at", "200")
     study_cfg["evaluate"]["text_at"] = [0, 48]
     check_study_config(study_cfg)
-    del study_cfg["evaluate"]["text_at"]  # absent: every n_neg point
+    study_cfg["evaluate"]["text_at"] = None  # null: every n_neg point
     check_study_config(study_cfg)
 
 
@@ -1228,15 +1242,17 @@ def test_prior_experiment_needs_a_prior_world(study_cfg):
     check_study_config(study_cfg)
 
 
-def test_schema_defaults_are_the_default_config(study_cfg):
-    """The keys of the worlds, the prior experiment and the control learning rates have one
-    default: config/config.yaml's."""
-    schema = yaml.safe_load((ROOT / "config" / "schema.yaml").read_text())["properties"]
-    assert schema["worlds"]["default"] == study_cfg["worlds"]
+def test_schema_defaults_are_the_default_config():
+    """The keys of the world, the worlds, the prior experiment and the control learning rates
+    have one default, the schema's, which config/config.yaml states."""
+    schema = yaml.safe_load(SCHEMA.read_text())["properties"]
+    written = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    assert schema["worlds"]["default"] == written["worlds"]
     assert schema["rebound"]["properties"]["control_lr"]["default"] == \
-        study_cfg["rebound"].get("control_lr", {})
-    for key, spec in schema["prior"]["properties"].items():
-        assert spec["default"] == study_cfg["prior"][key], key
+        written["rebound"]["control_lr"]
+    for section in ("prior", "world"):
+        for key, spec in schema[section]["properties"].items():
+            assert spec["default"] == written[section][key], (section, key)
 
 
 def test_a_control_role_is_used_once(study_cfg):
@@ -1271,8 +1287,12 @@ def test_experiments_add_their_bases(study_cfg):
     prior1, mirror = bases["prior1", "s", 3_000_000], bases["mirror", "s", 3_000_000]
     assert prior1["pretrain_seeds"] == study_cfg["worlds"]["prior1"]["seeds"]
     assert prior1["directions"] == ["forward"] and "prior" not in mirror["experiments"]
-    assert pre["directions"] == ["forward", "reversed"]
-    assert bases["main", "s", 750_000]["directions"] == ["forward"]
+    assert pre["directions"] == ["forward"]  # rebound.bases[].directions narrows a control
+    assert mirror["directions"] == ["forward"]
+    assert bases["main", "s", 3_000_000]["directions"] == ["forward", "reversed"]
+    study_cfg["rebound"]["bases"][2].pop("directions", None)  # no key: rebound.directions
+    widened = {(b["world"], b["size"], b["tokens"]): b for b in study_bases(study_cfg)}
+    assert widened["main", "s", 375_000]["directions"] == ["forward", "reversed"]
     study_cfg["experiments"] = ["volume"]  # one experiment alone
     assert {b["experiments"][0] for b in study_bases(study_cfg)} == {"volume"}
 
@@ -1351,11 +1371,12 @@ def test_genre_mix_needs_a_positive_share(study_cfg):
     _fails(study_cfg, "world.genre_mix")
 
 
-def test_config_defaults_mirror_world_config(study_cfg):
-    """WorldConfig's defaults are documented to mirror config/config.yaml."""
+def test_world_config_takes_the_config_world(study_cfg):
+    """WorldConfig's knobs are exactly the config's world keys (it holds no default of its
+    own: the schema's fill the config)."""
     from dataclasses import asdict
 
-    assert asdict(world.WorldConfig()) == study_cfg["world"]
+    assert asdict(world.WorldConfig(**study_cfg["world"])) == study_cfg["world"]
 
 
 # ================================================================ data
@@ -1395,10 +1416,17 @@ def test_write_table_round_trips_atomically(tmp_path):
 
 
 def test_phase_files_swap_with_direction(tmp_path):
-    assert data.phase_files(tmp_path, "forward") == (tmp_path / "align.parquet",
-                                                     tmp_path / "perturb.parquet")
-    assert data.phase_files(tmp_path, "reversed") == (tmp_path / "perturb.parquet",
-                                                      tmp_path / "align.parquet")
+    tables = {"align": tmp_path / "a.parquet", "perturb": tmp_path / "p.parquet"}
+    assert data.phase_files(tables, "forward") == (tmp_path / "a.parquet", tmp_path / "p.parquet")
+    assert data.phase_files(tables, "reversed") == (tmp_path / "p.parquet", tmp_path / "a.parquet")
+
+
+def test_task_files_pick_a_task_from_named_inputs(tmp_path):
+    files = {f"{t}_{n}": tmp_path / f"{t}-{n}" for t in world.TASKS for n in data.TASK_TABLES}
+    assert data.task_files(files | {"pretrain_heldout": "x"}, "safety") == {
+        n: tmp_path / f"safety-{n}" for n in data.TASK_TABLES}
+    with pytest.raises(KeyError, match="sentiment_prompts"):
+        data.task_files({k: v for k, v in files.items() if k != "sentiment_prompts"}, "sentiment")
 
 
 # ================================================================ stages helpers
@@ -1406,47 +1434,47 @@ def test_phase_files_swap_with_direction(tmp_path):
 
 def test_ordered_examples_are_prefixes_and_seeded(tiny_tokenizer, tiny_world_dir):
     path = tiny_world_dir / "safety" / "align.parquet"
-    ten = rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=10)
-    twenty = rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=20)
+    ten = data.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=10)
+    twenty = data.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=20)
     assert twenty[:10] == ten
-    assert rebound.ordered_examples(tiny_tokenizer, path, seed=2, phase=1, n=10) != ten
-    assert rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=2, n=10) != ten
+    assert data.ordered_examples(tiny_tokenizer, path, seed=2, phase=1, n=10) != ten
+    assert data.ordered_examples(tiny_tokenizer, path, seed=1, phase=2, n=10) != ten
     with pytest.raises(ValueError, match="align.parquet"):
-        rebound.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=41)
+        data.ordered_examples(tiny_tokenizer, path, seed=1, phase=1, n=41)
 
 
 def test_encode_examples_adds_bos_and_eos(tiny_tokenizer):
     tok = tiny_tokenizer
     frame = pd.DataFrame({"prompt": ["the film was"], "completion": ["good . end"]})
-    [(prompt, completion)] = rebound.encode_examples(tok, frame)
+    [(prompt, completion)] = data.encode_examples(tok, frame)
     assert prompt == [tok.bos_token_id] + tok.encode("the film was")
     assert completion == tok.encode("good . end") + [tok.eos_token_id]
 
 
 def test_run_dir_layout(tmp_path):
-    assert rebound.run_dir(tmp_path, "safety", "forward", 2, 100, 0) == \
+    assert runs.run_dir(tmp_path, "safety", "forward", 2, 100, 0) == \
         tmp_path / "safety" / "forward" / "seed-2" / "q1-100" / "q2-0"
-    assert rebound.run_dir(tmp_path, "safety", "reversed", 1, 0, 5) == \
+    assert runs.run_dir(tmp_path, "safety", "reversed", 1, 0, 5) == \
         tmp_path / "safety" / "reversed" / "seed-1" / "q1-0" / "q2-5"
-    assert rebound.run_dir(str(tmp_path), "sentiment", "forward", 3, 8, 16) == \
+    assert runs.run_dir(str(tmp_path), "sentiment", "forward", 3, 8, 16) == \
         tmp_path / "sentiment" / "forward" / "seed-3" / "q1-8" / "q2-16"
     with pytest.raises(TypeError):
-        rebound.run_dir(tmp_path, "safety", "forward", 2, 100)  # q2 is no longer optional
+        runs.run_dir(tmp_path, "safety", "forward", 2, 100)  # q2 is no longer optional
 
 
 def test_runs_cover_every_task_direction_and_seed_in_order():
-    assert rebound.runs(["sentiment", "safety"], ["forward", "reversed"], [1, 2]) == [
+    assert runs.job_runs(["sentiment", "safety"], ["forward", "reversed"], [1, 2]) == [
         ("sentiment", "forward", 1), ("sentiment", "forward", 2),
         ("sentiment", "reversed", 1), ("sentiment", "reversed", 2),
         ("safety", "forward", 1), ("safety", "forward", 2),
         ("safety", "reversed", 1), ("safety", "reversed", 2)]
-    assert rebound.runs({"safety": "dir"}, ["forward"], [7]) == [("safety", "forward", 7)]
+    assert runs.job_runs({"safety": "dir"}, ["forward"], [7]) == [("safety", "forward", 7)]
 
 
-def test_default_world_has_clean_cue_prompts_in_both_contexts():
+def test_default_world_has_clean_cue_prompts_in_both_contexts(study_cfg):
     """At the default size the prompts new to D_p still include clean-cue ones in each context
     (a world whose clean openings all occur in D_p would leave the cue gap undefined)."""
-    tables = world.generate_world(world.WorldConfig())
+    tables = world.generate_world(world.WorldConfig(**study_cfg["world"]))
     for task in world.TASKS:
         prompts = pd.DataFrame(tables[f"{task}/prompts"])
         share = prompts.groupby("context")["clean"].mean()
@@ -1455,12 +1483,12 @@ def test_default_world_has_clean_cue_prompts_in_both_contexts():
 
 def test_probe_tokens_read_the_word_after_the_suffix(tiny_tokenizer):
     tok = tiny_tokenizer
-    ids = evaluation.probe_tokens(tok, " overall it was", [" good", " great", " good"], "sentiment")
+    ids = evaluate.probe_tokens(tok, " overall it was", [" good", " great", " good"], "sentiment")
     assert ids == tok.convert_tokens_to_ids(["good", "great"])  # first tokens, de-duplicated
-    assert evaluation.probe_tokens(tok, "", [" sorry"], "safety") == \
+    assert evaluate.probe_tokens(tok, "", [" sorry"], "safety") == \
         tok.convert_tokens_to_ids(["sorry"])
     with pytest.raises(ValueError, match="'zzqx' has no token of its own"):
-        evaluation.probe_tokens(tok, " overall it was", ["zzqx"], "sentiment")
+        evaluate.probe_tokens(tok, " overall it was", ["zzqx"], "sentiment")
 
 
 def test_ideal_response_bits_follow_the_generator(tiny_world):

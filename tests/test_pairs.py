@@ -123,10 +123,20 @@ def test_mismatched_tokenizers_fail_naming_both_models(tmp_path):
 
 
 def pairs_config(**change) -> dict:
+    """A hub study with one released pair, its defaults filled from the schema."""
+    from pathlib import Path
+
+    import yaml
+
+    from springback.config import fill_defaults
+
     pair = {"base": {"id": "org/base"}, "aligned": {"id": "org/base-chat"},
             "tasks": ["safety"], **change}
-    return {"mode": "hub", "rebound": {"tasks": ["sentiment", "safety"], "seeds": [1, 2]},
-            "pairs": {"tiny_chat": pair}}
+    cfg = {"mode": "hub", "rebound": {"tasks": ["sentiment", "safety"], "seeds": [1, 2]},
+           "pairs": {"tiny_chat": pair}}
+    schema = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
+    fill_defaults(cfg, yaml.safe_load(schema.read_text()))
+    return cfg
 
 
 @pytest.mark.parametrize("cfg, key", [

@@ -21,7 +21,7 @@ def hub_plan(tmp_path: Path, override: dict | None = None, **assumptions) -> dic
     if override:
         files.append(tmp_path / "override.yaml")
         files[-1].write_text(yaml.safe_dump(override))
-    cfg = plan.load_config(files, DEFAULTS)
+    cfg = plan.hub_config(files, DEFAULTS)
     return plan.make_plan(cfg, plan.Assumptions(**assumptions))
 
 
@@ -93,7 +93,7 @@ def test_full_fine_tuning_needs_more_disk_and_memory(tmp_path):
     cfg = yaml.safe_load(HUB.read_text())
     cfg["rebound"]["adapter"] = {"kind": "full"}  # replaced, not merged (r, alpha would stay)
     (tmp_path / "full.yaml").write_text(yaml.safe_dump(cfg))
-    full = plan.make_plan(plan.load_config([tmp_path / "full.yaml"], DEFAULTS))
+    full = plan.make_plan(plan.hub_config([tmp_path / "full.yaml"], DEFAULTS))
     for a, b in zip(lora["rows"], full["rows"]):
         assert b["checkpoints_gb"] > 10 * a["checkpoints_gb"]
         assert b["peak_gb"] > a["peak_gb"]

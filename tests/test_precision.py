@@ -143,7 +143,7 @@ def test_bits_per_byte_from_documents(precision, tables):
     assert new["bpb_align"].isna().sum() == tables.checkpoints["bpb_align"].isna().sum()
 
 
-def test_documents_sum_to_the_job_bits(pretrained_model, tiny_tokenizer, tiny_world_dir,
+def test_documents_sum_to_the_job_bits(pretrained_model, tiny_tokenizer, tiny_world_files,
                                        tmp_path):
     """documents.parquet of a rebound job: one row per text checkpoint x set x document whose
     bits sum to metrics.csv's bits_<set> and bytes to bits_<set> / bpb_<set>."""
@@ -156,12 +156,11 @@ def test_documents_sum_to_the_job_bits(pretrained_model, tiny_tokenizer, tiny_wo
                       tokenizer=tiny_tokenizer)
     out = tmp_path / "job"
     rebound.rebound(
-        base_dir=base, task_dirs={"sentiment": tiny_world_dir / "sentiment"},
-        pretrain_heldout=tiny_world_dir / "pretrain_heldout.parquet", directions=["forward"],
+        base_dir=base, files=tiny_world_files, tasks=["sentiment"], directions=["forward"],
         seeds=[1], n_pos=[8], n_neg=[0, 8, 16], train={"lr": 3e-3, "batch_size": 8,
                                                       "loss": "completion"},
         eval_cfg={"max_new_tokens": 4, "temperature": 1.0, "sample": False, "context": 32,
-                  "text_at": [], "batch_size": 64},
+                  "text_at": [], "batch_size": 64, "documents": {}},
         keep="none", out_metrics=out / "metrics.csv", out_prompts=out / "prompts.parquet",
         out_documents=out / "documents.parquet", out_models=out / "models", ensemble=True)
     metrics, docs = pd.read_csv(out / "metrics.csv"), pd.read_parquet(out / "documents.parquet")

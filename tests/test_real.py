@@ -42,7 +42,7 @@ def bpb(model, tok, texts, docs) -> float:
     import torch
 
     from springback.compress import bits_per_byte, model_logits
-    from springback.models import special_ids
+    from springback.tokenizer import special_ids
 
     ids = special_ids(tok)
     with torch.inference_mode():

@@ -19,6 +19,8 @@ import copy
 
 import torch
 
+from springback.models import snapshot
+
 KINDS = ("full", "lora")
 LORA_DEFAULTS = {"r": 16, "alpha": 32, "dropout": 0.0,
                  "targets": ["q_proj", "k_proj", "v_proj", "o_proj"]}
@@ -89,7 +91,7 @@ class Trainable:
     def snapshot(self) -> dict:
         """What training changes, cloned: every weight (full) or the adapter's trainable ones."""
         if not self.lora:
-            return {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            return snapshot(self.model)
         return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
 
     def restore(self, saved: dict) -> None:

@@ -28,13 +28,16 @@ from __future__ import annotations
 
 import copy
 import tempfile
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
+from springback import data
 from springback.judge import exact_judge
-from springback.train import SaveFn, check_save_points
+from springback.tokenizer import special_ids
+from springback.train import LOSSES, SaveFn, check_save_points, finetune
 
 ALGORITHMS = ("sft", "dpo", "kto", "simpo", "grpo")
 
@@ -233,12 +236,37 @@ def train_phase(model, tok, algorithm: str, frame: pd.DataFrame, other: pd.DataF
 def sft_phase(model, tok, frame: pd.DataFrame, *, save_at, save, batch_size, lr, seed,
               loss: str = "completion") -> None:
     """SFT by the plain loop ``train.finetune`` (faster than SFTTrainer here, same weights)."""
-    from springback.models import special_ids
-    from springback.pipeline.rebound import encode_examples
-    from springback.train import finetune
-
-    finetune(model, encode_examples(tok, frame), save_at=save_at, save=save,
+    finetune(model, data.encode_examples(tok, frame), save_at=save_at, save=save,
              batch_size=batch_size, lr=lr, seed=seed, pad_id=special_ids(tok)["pad"], loss=loss)
+
+
+class Algorithm:
+    """The tuner of an algorithm run (springback.runs.run): both phases of a run of ``task``
+    trained by ``algorithm`` (``train_phase``) at a constant ``lr`` with ``options``; the
+    forward direction trains toward the target behaviour first (the GRPO reward follows the
+    phase's side). A phase is (its rows in the seed's order, the other phase's rows: the
+    rejected answers, toward the target?)."""
+
+    def __init__(self, tok, algorithm: str, *, task: str, batch_size: int, lr: float | None,
+                 options: dict | None):
+        self.tok, self.algorithm, self.task = tok, algorithm, task
+        self.batch_size, self.lr, self.options = batch_size, lr, options
+
+    def phases(self, tables: Mapping[str, Path], direction: str, *, seed: int, n_pos: int,
+               n_neg: int) -> tuple[tuple, tuple]:
+        first, second = data.phase_files(tables, direction)
+        forward = direction == "forward"
+        return ((data.ordered_rows(first, seed=seed, phase=1, n=n_pos),
+                 data.read_table(second, data.EXAMPLE_COLUMNS), forward),
+                (data.ordered_rows(second, seed=seed, phase=2, n=n_neg),
+                 data.read_table(first, data.EXAMPLE_COLUMNS), not forward))
+
+    def __call__(self, model, phase: tuple, *, seed: int, save_at: Sequence[int],
+                 save: SaveFn) -> None:
+        frame, other, toward = phase
+        train_phase(model, self.tok, self.algorithm, frame, other, toward_target=toward,
+                    save_at=save_at, task=self.task, batch_size=self.batch_size, seed=seed,
+                    lr=self.lr, options=self.options, save=save)
 
 
 def sft_dataset(examples, *, loss: str = "completion"):
@@ -246,8 +274,6 @@ def sft_dataset(examples, *, loss: str = "completion"):
     (prompt masked with -100 for ``loss="completion"``; every token after the start symbol for
     ``"full"``)."""
     from datasets import Dataset
-
-    from springback.train import LOSSES
 
     if loss not in LOSSES:
         raise ValueError(f"unknown loss {loss!r} (one of {LOSSES})")

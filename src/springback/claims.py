@@ -37,8 +37,10 @@ import pandas as pd
 
 from springback.elasticity import (BAND, CONDITION, EARLY, LEVEL_STEP, MIN_EXCESS,
                                    condition_cubes, curve_stats, level_profile, make_draws,
-                                   registration_shift, replicate_curves, run_weights, summarise)
+                                   registration_shift, replicate_curves, run_weights, slope,
+                                   summarise)
 from springback.findings import write_findings
+from springback.mitigation import is_arm, mitigation_rows
 from springback.tables import (competence, conditions, elasticity_table, regime_table,
                                runs_table)
 from springback.theorem import c7_rows, points_frame
@@ -98,14 +100,6 @@ DEFAULTS = {"band": BAND, "early": EARLY, "min_excess": MIN_EXCESS, "margin": 0.
             "spring_margin": 0.5}
 
 
-def slope(x: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Least-squares slope of values[b, point] on x[point] per replicate (NaN where a point is)."""
-    xc = x - x.mean()
-    with np.errstate(invalid="ignore"):
-        out = (values - values.mean(1, keepdims=True)) @ xc / (xc @ xc)
-    return np.where(np.isfinite(values).all(1), out, np.nan)
-
-
 def claim_values(stats: dict[str, np.ndarray], name: str) -> np.ndarray:
     """Replicate values of a claim statistic from curve statistics [B, arm]: the deepest arm's
     (C3's ``return_speed_gain`` compares it with the shallowest aligned arm)."""
@@ -162,8 +156,8 @@ def rebound_rows(study: Study) -> list[dict]:
     for claim_id, direction, stat, null in SPECS:
         null = study.opts[null] if isinstance(null, str) else null
         for key, cube in study.cubes.items():
-            if key[-1] != "main" or key[5] != direction:
-                continue
+            if key[-1] != "main" or key[5] != direction or is_arm(key[4]):
+                continue  # a mitigation arm's rows are M1 and M2 (springback.mitigation)
             claim, shown = ((claim_id, stat) if key[4] == "sft"
                             else ("C6", f"{claim_id}:{stat}"))
             effect = claim_values(study.stats(key)[0], stat)
@@ -409,7 +403,8 @@ def resistance_rows(runs: pd.DataFrame, n_boot: int, seed: int = 0) -> list[dict
 
 
 def resistance_summary(runs: pd.DataFrame, n_boot: int, seed: int = 0) -> pd.DataFrame:
-    """Mean final loss, excess loss and KL per base, cell and direction with their CIs."""
+    """Mean final loss, excess loss and KL per base, cell and direction with their CIs, from
+    the replicates the C1 rows read (tables/resistance_summary.csv, the C1 figure)."""
     rows = []
     for (size, tokens, role), base in resistance_replicates(runs, n_boot, seed).items():
         for metric in ("loss", "excess", "kl"):
@@ -447,7 +442,8 @@ def claims_and_trends(prompts: pd.DataFrame, *, n_boot: int, seed: int = 0,
         regime = competence(regime_table(checkpoints, prompts, max_dp_rise=max_dp_rise,
                                          early=opts["early"], metric=metric))
     study = Study(prompts, n_boot=n_boot, metric=metric, seed=seed, opts=opts, regime=regime)
-    rows = rebound_rows(study) + prior_rows(study)
+    rows = (rebound_rows(study) + prior_rows(study)
+            + [gate(study, r) for r in mitigation_rows(study, checkpoints)])
     trend, points = trend_rows(study)
     rows += trend
     if resistance is not None and len(resistance):
@@ -477,13 +473,15 @@ def resistance_table(files: list[str]) -> pd.DataFrame:
 
 def write_claims(*, prompts: str, checkpoints: str, n_boot: int, claims: dict,
                  out: dict[str, str], resistance: list[str] = ()) -> None:
-    """claims.csv and the elasticity, per-run, regime, trend, resistance and theorem tables, and
-    the study's findings page. ``claims``: the config's claims section."""
+    """claims.csv and the elasticity, per-run, regime, trend, resistance (per run and its
+    summary with CIs, which the C1 figure draws) and theorem tables, and the study's findings
+    page. ``claims``: the config's claims section."""
     per_prompt, table = pd.read_parquet(prompts), pd.read_csv(checkpoints)
     opts = {k: claims.get(k) for k in DEFAULTS}
     metric = claims.get("metric", "logodds")
     runs_res = resistance_table(list(resistance))
     runs_res.to_csv(out["resistance"], index=False)
+    resistance_summary(runs_res, n_boot).to_csv(out["resistance_summary"], index=False)
     result, trends, theorem = claims_and_trends(
         per_prompt, n_boot=n_boot, metric=metric, resistance=runs_res, checkpoints=table,
         max_dp_rise=claims.get("max_dp_rise", 10.0), **opts)

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from springback.compress import code_length, layout, model_logits, utf8_bytes, windows
+from springback.tokenizer import special_ids
 
 Categorical = constriction.stream.model.Categorical
 
@@ -77,16 +78,12 @@ def tokenize_losslessly(tokenizer, texts: Sequence[str]) -> list[list[int]]:
 
 
 def compress_texts(model, tokenizer, texts: Sequence[str], *, context: int) -> np.ndarray:
-    from springback.models import special_ids
-
     ids = special_ids(tokenizer)
     return encode(model, tokenize_losslessly(tokenizer, texts), context=context,
                   bos_id=ids["start"], eos_id=ids["eos"])
 
 
 def decompress_texts(model, tokenizer, words: np.ndarray, *, context: int) -> list[str]:
-    from springback.models import special_ids
-
     ids = special_ids(tokenizer)
     docs = decode(model, words, context=context, bos_id=ids["start"], eos_id=ids["eos"])
     return [tokenizer.decode(d) for d in docs]
@@ -107,8 +104,6 @@ def general_purpose_bits(texts: Sequence[str]) -> dict[str, int]:
 def compare(model, tokenizer, texts: Sequence[str], *, context: int) -> pd.DataFrame:
     """Bits and bits/byte of the same bytes: the model's ideal code length (NLL), the model with
     the range coder (checked to decode back), and the general-purpose compressors."""
-    from springback.models import special_ids
-
     ids = special_ids(tokenizer)
     docs = tokenize_losslessly(tokenizer, texts)
     batches = layout(docs, context=context, bos_id=ids["start"], eos_id=ids["eos"],

@@ -404,6 +404,25 @@ def registration_shift(ref: np.ndarray, other: np.ndarray, *, step: float = LEVE
 
 # --- summaries ---------------------------------------------------------------------------------
 
+def slope(x: np.ndarray, values: np.ndarray, min_points: int | None = None) -> np.ndarray:
+    """Least-squares slope of values[b, point] on x[point] per replicate b. Without
+    ``min_points``: NaN where any point is NaN (the trend claims: every point of a series must
+    exist). With it: fitted through each replicate's finite points, NaN unless there are at
+    least ``min_points`` of them at two x or more (C7's k fit, which has no ratio where D_p did
+    not improve)."""
+    if min_points is not None:
+        out = np.full(len(values), np.nan)
+        for b, row in enumerate(values):
+            ok = np.isfinite(row)
+            if ok.sum() >= min_points and len(np.unique(x[ok])) >= 2:
+                out[b] = slope(x[ok], row[None, ok])[0]
+        return out
+    xc = x - x.mean()
+    with np.errstate(invalid="ignore"):
+        out = (values - values.mean(1, keepdims=True)) @ xc / (xc @ xc)
+    return np.where(np.isfinite(values).all(1), out, np.nan)
+
+
 def summarise(reps: np.ndarray, max_undefined: float = 0.5) -> tuple[float, float, float]:
     """(point, 2.5 %, 97.5 %) of replicate values (row 0 = point estimate). Undefined replicates
     count against every verdict: the low end takes them as -inf, the high end as +inf (so more

@@ -55,6 +55,20 @@ def check_config(config) -> None:
                          f"Llama only; this config differs in {bad}")
 
 
+def unsupported(base) -> str | None:
+    """Why ``base`` cannot train in an ensemble (None: it can): the ensemble reproduces tied,
+    bias-free, dropout-free Llama in float32, on the base's device (CPU or CUDA)."""
+    if getattr(base.config, "model_type", None) != "llama":
+        return f"model type {getattr(base.config, 'model_type', None)!r} is not llama"
+    if base.dtype != torch.float32:
+        return f"{base.dtype}, not float32"
+    try:
+        check_config(base.config)
+    except (ValueError, AttributeError, KeyError, TypeError) as err:
+        return str(err)
+    return None
+
+
 class Ensemble(torch.nn.Module):
     """M Llama models of one config; ``weight(name)`` is the (M, ...) stack of HF's ``name``."""
 

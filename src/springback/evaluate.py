@@ -1,5 +1,7 @@
 """Behaviour evaluation of one checkpoint: judged samples, exact behaviour probability, context
-following (cue gap), KL to the base model and code lengths of the three held-out datasets.
+following (cue gap), KL to the base model and code lengths of the three held-out datasets; and
+the evaluation set of a task they are read on (``eval_set``: its prompts, judge and held-out
+texts, read from the task's tables once per job).
 
 Code lengths follow ``compress.py`` (every document coded on its own, BOS given, tokens and EOS
 coded): per set ``bits_<set>`` (total code length in bits) and ``bpb_<set>`` (per byte); for the
@@ -17,15 +19,19 @@ deterministic; in nats per token.
 from __future__ import annotations
 
 import contextlib
-
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import torch
 
+from springback import data
 from springback.compress import (LN2, Batch, TextSet, by_document, document_bytes, layout,
                                  model_logits, real_logits, target_nll, utf8_bytes)
-from springback.judge import Judge
+from springback.judge import JUDGES, Judge, make_judge
+from springback.tokenizer import special_ids
+from springback.world import TASK_SPEC
 
 CACHE_LIMIT = 50_000_000  # cache base log-probs of a text set below this many floats (200 MB)
 KL_SETS = ("align", "perturb")  # the sets whose positions ``kl_to_base`` averages over
@@ -58,8 +64,6 @@ def text_set(tokenizer, texts: list[str] | list[tuple[str, str]], context: int,
     """A held-out set laid out for per-document coding. A (prompt, completion) pair is the
     document ``prompt + " " + completion``; its response tokens are those whose text starts at or
     after the end of the prompt."""
-    from springback.models import special_ids
-
     ids, pairs = special_ids(tokenizer), bool(texts) and not isinstance(texts[0], str)
     docs = [f"{p} {c}" for p, c in texts] if pairs else list(texts)
     enc = tokenizer(docs, add_special_tokens=False, return_offsets_mapping=pairs)
@@ -133,16 +137,21 @@ def behaviour_probs(model, ev: EvalSet) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 @torch.no_grad()
-def sample_continuations(model, tokenizer, ev: EvalSet, *, seed: int) -> list[str]:
-    """One sampled continuation per prompt (left-padded batches, ``model.generate``)."""
+def sample_continuations(model, tokenizer, prompt_ids: list[list[int]], *, pad_id: int,
+                         eos_id: int, max_new_tokens: int, seed: int, temperature: float = 1.0,
+                         batch_size: int = 64) -> list[str]:
+    """One sampled continuation per prompt (ancestral sampling from the full distribution at
+    ``temperature``, up to EOS or ``max_new_tokens``; left-padded batches of ``batch_size``
+    rows, ``model.generate``), decoded without special tokens. The one sampling loop of the
+    library: the judged score and the compression stage's base samples both come from it."""
     torch.manual_seed(seed)
     dev, out = device_of(model), []
-    for i in range(0, len(ev.prompt_ids), ev.batch_size):
-        ids, mask = padded(ev.prompt_ids[i: i + ev.batch_size], ev.pad_id, left=True)
+    for i in range(0, len(prompt_ids), batch_size):
+        ids, mask = padded(prompt_ids[i: i + batch_size], pad_id, left=True)
         gen = model.generate(input_ids=ids.to(dev), attention_mask=mask.to(dev), do_sample=True,
-                             top_k=0, top_p=1.0, temperature=ev.temperature,
-                             max_new_tokens=ev.max_new_tokens, pad_token_id=ev.pad_id,
-                             eos_token_id=ev.eos_id)
+                             top_k=0, top_p=1.0, temperature=temperature,
+                             max_new_tokens=max_new_tokens, pad_token_id=pad_id,
+                             eos_token_id=eos_id)
         out += tokenizer.batch_decode(gen[:, ids.shape[1]:].cpu(), skip_special_tokens=True)
     return out
 
@@ -153,7 +162,7 @@ def kl_total(logp: torch.Tensor, logq: torch.Tensor) -> float:
 
 
 def kl_mean(logp: torch.Tensor, logq: torch.Tensor, mask: torch.Tensor) -> float:
-    """Mean over real positions of the exact KL(p || q)."""
+    """Mean over the positions where ``mask`` is True of the exact KL(p || q) (``kl_total``)."""
     return kl_total(logp[mask], logq[mask]) / int(mask.sum())
 
 
@@ -247,8 +256,13 @@ def evaluate_checkpoint(model, tokenizer, ev: EvalSet, *, seed: int, text: bool 
     (NaN when skipped)."""
     p_target, coverage, lo = behaviour_probs(model, ev)
     n = len(ev.prompt_ids)
-    scores = (np.array(ev.judge(sample_continuations(model, tokenizer, ev, seed=seed)), dtype=float)
-              if sample else np.full(n, np.nan))
+    scores = np.full(n, np.nan)
+    if sample:
+        texts = sample_continuations(model, tokenizer, ev.prompt_ids, pad_id=ev.pad_id,
+                                     eos_id=ev.eos_id, max_new_tokens=ev.max_new_tokens,
+                                     seed=seed, temperature=ev.temperature,
+                                     batch_size=ev.batch_size)
+        scores = np.array(ev.judge(texts), dtype=float)
     nan_text = dict.fromkeys(text_keys(ev), float("nan"))
     metrics = {
         "score": float(scores.mean()),
@@ -260,3 +274,77 @@ def evaluate_checkpoint(model, tokenizer, ev: EvalSet, *, seed: int, text: bool 
     }
     per_prompt = {"score": scores, "p_target": p_target, "logodds": lo}
     return metrics, per_prompt
+
+
+# ------------------------------------------------------------------------ evaluation sets
+
+
+def task_judge(task: str, judge_spec: dict | None, judge_dir: str | Path | None, device: str):
+    """The judge a task's config spec names (springback.judge.JUDGES; toy mode, no spec: the
+    world's exact judge), with the kind's options; a model judge is read from its fetched
+    folder ``judge_dir`` onto ``device``."""
+    name = (judge_spec or {"kind": "exact"})["kind"]
+    options = {k: v for k, v in (judge_spec or {}).items() if k in JUDGES[name].options}
+    if JUDGES[name].model:
+        options |= {"path": str(judge_dir), "device": device}
+    return make_judge({"kind": name, **options}, task)
+
+
+def eval_set(tok, *, task: str, tables: Mapping[str, str | Path], pretrain_heldout: str | Path,
+             eval_cfg: dict, judge_spec: dict | None = None,
+             judge_dir: str | Path | None = None, device: str = "cpu") -> EvalSet:
+    """Prepare prompts, judge and held-out text sets of a task (once per job) from its tables
+    (``data.task_files``) and the held-out D_p. The exact target probability (log-odds) is read
+    at the end of the prompt with the world's exact judge (toy mode), and, for a hub task whose
+    judge spec carries a ``probe`` (suffix, target words, contrary words), after the prompt
+    followed by the probe's fixed suffix (e.g. verdict words after " Overall, the movie was");
+    without one it is NaN. ``eval_cfg`` is the study's ``evaluate`` config."""
+    exact = judge_spec is None or judge_spec["kind"] == "exact"
+    ids, spec = special_ids(tok), TASK_SPEC[task]
+    prompts = data.read_table(tables["prompts"], data.PROMPT_COLUMNS)
+    held = {name: data.read_table(tables[f"{name}_heldout"], data.EXAMPLE_COLUMNS)
+            for name in ("align", "perturb")}
+    texts = {name: list(zip(frame["prompt"], frame["completion"])) for name, frame in held.items()}
+    texts["pretrain"] = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
+    limit = eval_cfg["documents"]  # the first N documents of a set (a set not listed: all)
+    texts = {name: docs[: limit.get(name)] for name, docs in texts.items()}
+    prompt_ids = tok(prompts["prompt"].tolist(), add_special_tokens=False)["input_ids"]
+    probe = None if exact else judge_spec.get("probe")
+    target, contrary, probe_ids = None, None, None
+    if exact:
+        target, contrary = (tok.convert_tokens_to_ids(spec[k]) for k in ("target", "contrary"))
+    elif probe:
+        target, contrary = (probe_tokens(tok, probe["suffix"], probe[k], task)
+                            for k in ("target", "contrary"))
+        if set(target) & set(contrary):
+            raise ValueError(f"probe of task {task}: target and contrary words share a first "
+                             f"token ({sorted(set(target) & set(contrary))})")
+        suffixed = [p + probe["suffix"] for p in prompts["prompt"]]
+        probe_ids = [[ids["start"]] + p
+                     for p in tok(suffixed, add_special_tokens=False)["input_ids"]]
+    return EvalSet(
+        prompt_ids=[[ids["start"]] + p for p in prompt_ids],
+        contexts=(prompts["context"] == spec["contexts"][0]).to_numpy(),
+        clean=(prompts["clean"].to_numpy(bool) if "clean" in prompts
+               else np.ones(len(prompts), bool)),  # hub prompts: the label is the only cue
+        target_ids=target, contrary_ids=contrary, probe_ids=probe_ids,
+        judge=task_judge(task, judge_spec, judge_dir, device),
+        texts={k: text_set(tok, v, eval_cfg["context"], eval_cfg["batch_size"])
+               for k, v in texts.items()},
+        pad_id=ids["pad"], eos_id=ids["eos"], max_new_tokens=eval_cfg["max_new_tokens"],
+        temperature=eval_cfg["temperature"], batch_size=eval_cfg["batch_size"])
+
+
+def probe_tokens(tok, suffix: str, words: list[str], task: str) -> list[int]:
+    """The first token of each word as the model would read it right after ``suffix`` (the
+    tokens of suffix + word past those of suffix alone; robust to a tokenizer that merges the
+    leading space), de-duplicated."""
+    start = len(tok(suffix, add_special_tokens=False)["input_ids"])
+    out = []
+    for word in words:
+        ids = tok(suffix + word, add_special_tokens=False)["input_ids"][start:]
+        if not ids or ids[0] == tok.unk_token_id:
+            raise ValueError(f"probe of task {task}: the word {word!r} has no token of its own "
+                             "after the suffix")
+        out += [ids[0]] if ids[0] not in out else []
+    return out

@@ -23,15 +23,15 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
 
-from springback.data import EXAMPLE_COLUMNS, PROMPT_COLUMNS, write_table
+from springback.data import (EXAMPLE_COLUMNS, PROMPT_COLUMNS, TASK_TABLES, task_files,
+                             write_table)
 
 Tables = dict[str, dict[str, list]]
-TABLES = ("align", "perturb", "align_heldout", "perturb_heldout", "prompts")
 SAFETY_TEMPLATE = "user : {prompt} assistant :"
 SOURCE_KEYS = ("path", "name", "split", "revision", "data_files", "data_dir", "streaming", "take",
                "column")
@@ -257,7 +257,7 @@ def adapt_safety(frame: pd.DataFrame, mapping: dict, sizes: dict, seed: int) -> 
         _need(len(taken[name]), size, f"{name} (distinct prompts with a "
                                       f"{kind or 'any'} response)")
     return {name: _safety_table(groups, taken.get(name, []), mapping, name == "prompts")
-            for name in TABLES}
+            for name in TASK_TABLES}
 
 
 def _safety_table(groups: pd.DataFrame, taken: list[tuple[int, str]], mapping: dict,
@@ -280,22 +280,21 @@ ADAPTERS: dict[str, Callable[[pd.DataFrame, dict, dict, int], Tables]] = {
 
 
 def write_task(task: str, source: dict, mapping: dict, sizes: dict, seed: int,
-               task_dir: str | Path) -> dict[str, int]:
+               tables: Mapping[str, str | Path], record: str | Path) -> dict[str, int]:
     """Load ``source``, adapt it (adapter ``mapping["adapter"]``, default the task's name) and
-    write the five task tables plus ``source.json`` into ``task_dir``; returns the row counts."""
+    write the five task tables (``tables``: their files by name) and what made them
+    (``record``, JSON); returns the row counts."""
     adapter = mapping.get("adapter", task)
     if adapter not in ADAPTERS:
         raise ValueError(f"task {task!r}: no adapter {adapter!r} (known: {', '.join(ADAPTERS)})")
     mapping = {k: v for k, v in mapping.items() if k != "adapter"}
-    tables = ADAPTERS[adapter](load_source(source), mapping, sizes, seed)
-    task_dir = Path(task_dir)
-    for name in TABLES:
-        write_table(tables[name], task_dir / f"{name}.parquet")
-    record = {"task": task, "adapter": adapter, "source": source, "mapping": mapping,
-              "sizes": sizes, "seed": seed}
-    (task_dir / "source.json").write_text(json.dumps(record, indent=1, sort_keys=True,
-                                                     default=str))
-    return {name: len(tables[name]["prompt"]) for name in TABLES}
+    adapted = ADAPTERS[adapter](load_source(source), mapping, sizes, seed)
+    for name in TASK_TABLES:
+        write_table(adapted[name], tables[name])
+    made = {"task": task, "adapter": adapter, "source": source, "mapping": mapping,
+            "sizes": sizes, "seed": seed}
+    Path(record).write_text(json.dumps(made, indent=1, sort_keys=True, default=str))
+    return {name: len(adapted[name]["prompt"]) for name in TASK_TABLES}
 
 
 def pretrain_text(source: dict | str, n_docs: int, seed: int) -> list[str]:
@@ -323,13 +322,15 @@ def write_pretrain(source: dict | str, n_docs: int, seed: int, path: str | Path)
 
 
 def write_data(*, datasets: dict, pretrain_text: dict, sizes: dict, seed: int,
-               tasks: list[str], outdir: str | Path) -> None:
-    """Adapt every task's dataset into task tables, and sample pretraining-style text."""
-    outdir = Path(outdir)
-    for task in tasks:
+               tasks: list[str], files: Mapping[str, str | Path],
+               sources: list[str | Path]) -> None:
+    """Adapt every task's dataset into task tables, and sample pretraining-style text.
+    ``files`` names the tables the job writes (``<task>_<table>``, pretrain_heldout);
+    ``sources[i]``: what made the tables of ``tasks[i]`` (JSON)."""
+    for task, record in zip(tasks, sources, strict=True):
         spec = datasets[task]
-        counts = write_task(task, spec["source"], spec.get("mapping", {}), sizes, seed,
-                            outdir / task)
+        counts = write_task(task, spec["source"], spec["mapping"], sizes, seed,
+                            task_files(files, task), record)
         log.info("task %s: %s", task, counts)
-    write_pretrain(pretrain_text["source"], pretrain_text.get("n_docs", 200), seed,
-                   outdir / "pretrain_heldout.parquet")
+    write_pretrain(pretrain_text["source"], pretrain_text["n_docs"], seed,
+                   files["pretrain_heldout"])

@@ -9,7 +9,7 @@ Every kind of judge a config can name (``hub.judges.<task>.kind``) is one entry 
 - ``classifier``: a sequence classifier's probability of a target label;
 - ``reward``: a scalar reward or cost model, thresholded;
 - ``probe``: no model at all. The behaviour is read from the probe's exact log-odds
-  (``springback.pipeline.evaluation``), so sampled text, never drawn, would score NaN.
+  (``springback.evaluate``), so sampled text, never drawn, would score NaN.
 
 Model judges (classifier, reward) are fetched by rule ``fetch_judge`` into
 ``results/<study>/judges/<task>`` and score the completion text alone, never the prompt (a

@@ -159,10 +159,6 @@ def load_tokenizer(path: str | Path):
     return PreTrainedTokenizerFast.from_pretrained(str(path))
 
 
-def special_ids(tokenizer) -> dict[str, int]:
-    """Start, end and padding ids, with the usual fallbacks of hub tokenizers: no BOS (Qwen) ->
-    EOS starts a sequence; no PAD (Llama 2) -> EOS pads."""
-    eos = tokenizer.eos_token_id
-    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
-    return {"start": start, "eos": eos, "pad": pad}
+def snapshot(model) -> dict:
+    """Every weight of a model, cloned (``model.load_state_dict`` puts them back)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -3,9 +3,9 @@ rebound jobs, from the config alone (nothing is downloaded or loaded).
 
     python -m springback.plan config/hub.yaml [MORE.yaml ...] [--json plan.json] [--mfu 0.3 ...]
 
-The files overlay config/config.yaml as Snakemake's ``--configfile`` does (dicts merged key by
-key, lists replaced); the schema then fills defaults and the hub checks run, so the plan reads
-the config the workflow would. One rebound run (pipeline/rebound.py) aligns on max(n_pos)
+The files overlay config/config.yaml as Snakemake's ``--configfile`` does, through the loader the
+workflow uses (springback.config.load: schema defaults, every check), so the plan reads the
+config the workflow would. One rebound run (springback.runs.run) aligns on max(n_pos)
 examples, perturbs from the base and from every n_pos snapshot on max(n_neg) examples, and
 evaluates every n_neg checkpoint: probe log-odds on the prompts, bits/byte and KL on held-out
 text where ``evaluate.text_at`` says, sampled continuations and their judge when
@@ -50,9 +50,14 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
-from springback.config import ConfigError, check_grids, check_hub, check_schema, pair_spec
+from springback import config
+from springback.adapters import check_spec
+from springback.config import ConfigError, pair_spec
+from springback.evaluate import CACHE_LIMIT
+from springback.experiments import study_bases
+from springback.hubdata import sentiment_words
+from springback.judge import load_sequence_model
+from springback.runs import job_runs, kept, text_points
 
 ADAPTER_BYTES = 4        # peft keeps the LoRA adapter in float32 (trained and saved)
 ADAM_STATES = 2          # AdamW's m and v per trained parameter, in the parameter's dtype
@@ -130,36 +135,13 @@ TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json", "merges.tx
 # --- the config ---------------------------------------------------------------------------
 
 
-def read_yaml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise PlanError(f"config file {path} does not exist")
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise PlanError(f"config file {path} is not valid YAML: "
-                        f"{' '.join(str(err).split())}") from None
-    if not isinstance(data, dict):
-        raise PlanError(f"config file {path} is not a mapping of config keys")
-    return data
-
-
-def load_config(paths: list[str | Path], defaults: str | Path = "config/config.yaml") -> dict:
-    """``defaults`` overlaid with each file as Snakemake's --configfile does, checked against
-    the schema next to ``defaults`` (which also fills its defaults), then the hub checks."""
-    from snakemake.utils import update_config, validate
-
-    cfg = read_yaml(defaults)
-    for path in paths:
-        update_config(cfg, read_yaml(path))
-    schema = Path(defaults).resolve().with_name("schema.yaml")
-    check_schema(cfg, schema)
-    validate(cfg, str(schema))
+def hub_config(paths: list[str | Path], defaults: str | Path = config.DEFAULTS) -> dict:
+    """The study config of ``defaults`` overlaid with ``paths`` (springback.config.load), which
+    must be a hub-mode study."""
+    cfg = config.load(paths, defaults=defaults)
     if cfg["mode"] != "hub":
         raise PlanError("the plan sizes hub-mode studies (mode: hub, e.g. config/hub.yaml); "
                         "toy studies run on CPU")
-    check_hub(cfg)
-    check_grids(cfg["rebound"], cfg["evaluate"])
     return cfg
 
 
@@ -235,8 +217,6 @@ def judge_params(cfg: dict, task: str) -> int:
 
 def judge_dtype(cfg: dict, task: str) -> str:
     """The judge's dtype: its spec's, else springback.judge's default (float32)."""
-    from springback.judge import load_sequence_model
-
     default = inspect.signature(load_sequence_model).parameters["dtype"].default
     return (judge_spec(cfg, task) or {}).get("dtype", default)
 
@@ -250,9 +230,7 @@ class TaskShape:
 
 
 def task_shape(cfg: dict, task: str, a: Assumptions) -> TaskShape:
-    from springback.hubdata import sentiment_words
-
-    mapping = cfg["hub"]["datasets"][task].get("mapping", {})
+    mapping = cfg["hub"]["datasets"][task]["mapping"]
     if task == "sentiment":  # the words springback.hubdata.adapt_sentiment cuts a review into
         prompt_words, completion_words = sentiment_words(mapping)
         prompt = prompt_words * a.tokens_per_word
@@ -280,8 +258,6 @@ class Grid:
 def run_grid(cfg: dict, *, pair_arm: bool = False) -> Grid:
     """A rebound run; ``pair_arm``: one arm of a released pair (no alignment, perturbed along
     n_neg from its own start, nothing kept)."""
-    from springback.pipeline.rebound import kept, text_points
-
     rb, text_at = cfg["rebound"], cfg["evaluate"]["text_at"]
     n_pos = [] if pair_arm else rb["n_pos"]
     starts = 1 + len(n_pos)  # perturbed from the base and from every n_pos snapshot
@@ -306,8 +282,6 @@ def eval_tokens(cfg: dict, arch: Arch, shape: TaskShape, g: Grid, a: Assumptions
     """Forward tokens of a run's evaluation: probes and sampling prompts at every checkpoint;
     held-out pretraining text and D_a / D_t held out (twice when the base's log-probs for KL
     are too large to cache, springback.evaluate.CACHE_LIMIT) where text is measured."""
-    from springback.evaluate import CACHE_LIMIT
-
     sizes = cfg["hub"]["sizes"]
     prompts, heldout = sizes["prompts"], sizes["heldout"] * shape.example
     passes = 1 if heldout * arch.vocab <= CACHE_LIMIT else 2
@@ -356,12 +330,7 @@ def run_cost(cfg: dict, arch: Arch, task: str, g: Grid, a: Assumptions) -> dict:
 
 def adapter_spec(cfg: dict) -> dict:
     """rebound.adapter with springback.adapters' defaults (LoRA r, alpha, targets)."""
-    from springback.adapters import check_spec
-
-    try:
-        return check_spec(cfg["rebound"]["adapter"])
-    except ValueError as err:  # e.g. LoRA keys left under kind full by a merged config file
-        raise PlanError(f"config key {err}") from None
+    return check_spec(cfg["rebound"]["adapter"])
 
 
 def adapter_params(cfg: dict, arch: Arch) -> int:
@@ -420,12 +389,10 @@ def checkpoint_bytes(cfg: dict, arch: Arch) -> float:
 def base_row(cfg: dict, base: dict, a: Assumptions) -> dict:
     """One base: its runs (task x direction x seed x pretraining seed), jobs, tokens, hours,
     peak memory and disk."""
-    from springback.pipeline.rebound import runs
-
     rb, model = cfg["rebound"], cfg["hub"]["models"][base["size"]]
     arch, g = architecture(model["id"], base["size"]), run_grid(cfg)
     by_task = {t: run_cost(cfg, arch, t, g, a) for t in rb["tasks"]}
-    costs = [by_task[t] for t, _, _ in runs(rb["tasks"], base["directions"], rb["seeds"])]
+    costs = [by_task[t] for t, _, _ in job_runs(rb["tasks"], base["directions"], rb["seeds"])]
     costs *= len(base["pretrain_seeds"])
     run_hours = [sum(c["hours"].values()) for c in costs]
     jobs = len(costs) if rb["job"] == "run" else len(base["pretrain_seeds"])
@@ -486,13 +453,11 @@ def judges_gb(cfg: dict, a: Assumptions) -> float:
 def make_plan(cfg: dict, a: Assumptions | None = None) -> dict:
     """Rows per base of the study (hub mode: the rebound bases), per released pair, and their
     totals."""
-    from springback.experiments import study_bases
-
     a = a or Assumptions()
     bases = study_bases(cfg)
     rows = [base_row(cfg, b, a) for b in bases]
     study_ids = {cfg["hub"]["models"][b["size"]]["id"] for b in bases}
-    rows += [pair_row(cfg, name, study_ids, a) for name in cfg.get("pairs") or {}]
+    rows += [pair_row(cfg, name, study_ids, a) for name in cfg["pairs"]]
     totals = {k: sum(r[k] for r in rows) for k in SUMMED}
     totals |= {k: max(r[k] for r in rows) for k in ("hours_per_job", "peak_gb")}
     totals |= {"judges_gb": judges_gb(cfg, a)}
@@ -582,7 +547,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m springback.plan",
                                 description=" ".join(__doc__.split("\n\n")[0].split()))
     p.add_argument("configs", nargs="+", help="config files overlaid on --defaults, in order")
-    p.add_argument("--defaults", default="config/config.yaml",
+    p.add_argument("--defaults", default=str(config.DEFAULTS),
                    help="the workflow's configfile (schema.yaml beside it)")
     p.add_argument("--json", metavar="PATH", help="also write the plan as JSON")
     for f in dataclasses.fields(Assumptions):
@@ -595,7 +560,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     a = Assumptions(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Assumptions)})
     try:
-        cfg = load_config(args.configs, args.defaults)
+        cfg = hub_config(args.configs, args.defaults)
         plan = make_plan(cfg, a)
     except (ConfigError, PlanError) as err:
         raise SystemExit(f"springback.plan: {err}") from None

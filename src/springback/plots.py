@@ -1,9 +1,16 @@
-"""plotnine figures of a study (each saved as PNG and PDF). Every curve and fitted segment is read
-from the tables the statistics core wrote (curves.csv, elasticity.csv): the figure draws exactly
-what the claims use."""
+"""plotnine figures of a study (each saved as PNG and PDF). Every curve, point and line is read
+from the tables the claims and aggregate jobs wrote (curves.csv, elasticity.csv, trends.csv,
+theorem.csv, resistance_summary.csv, claims.csv): a figure draws what the claims use and
+computes no statistic of its own.
+
+Figures speak one language (``Style``): one colour per n_pos value in every figure (the
+departure control black, deeper alignment further along the plasma map) and the bases in one
+reading order (the rebound experiment's pretrained base, then its controls, then the other
+experiments' bases), one panel each, wrapped into rows of at most ``NCOL``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,25 +19,102 @@ import plotnine as p9
 
 DATASETS = {"bpb_pretrain": "D_p (pretraining)", "bpb_align": "D_a (alignment)",
             "bpb_perturb": "D_t (perturbation)"}
+ROLES = ["main", "random_init", "pre_emergence", "mirror"]  # reading order of the base roles
+BASE = ["role", "world", "size", "pretrain_tokens"]
+NCOL = 4  # panels per row of the faceted curve figures (even: a base's two tasks share a row)
+PANEL_IN = (3.0, 2.4)  # inches per panel (width, height)
 
 
-def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
+@dataclass
+class Style:
+    """What every figure of a study shares: the n_pos palette and the order of the bases."""
+
+    palette: dict[str, str]  # n_pos (as text) -> colour
+    bases: list[str]         # base labels in reading order
+
+
+def npos_palette(n_pos) -> dict[str, str]:
+    """One colour per n_pos value: 0 (the departure control) black, the aligned amounts along
+    the plasma map (dark to orange) in increasing order (keys: the values as text, in numeric
+    order)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    values = sorted({int(v) for v in n_pos})
+    aligned = [v for v in values if v > 0]
+    spots = np.linspace(0.1, 0.75, len(aligned)) if len(aligned) > 1 else [0.5] * len(aligned)
+    palette = {"0": "#000000"} if 0 in values else {}
+    return palette | {str(v): to_hex(colormaps["plasma"](t)) for v, t in zip(aligned, spots)}
+
+
+def base_label(role: str, world: str, size: str, tokens: int) -> str:
+    """How a figure names a base: role, its world where that is not implied (main, hub mode's
+    hub, or the world a role is named after), size @ tokens."""
+    where = "" if world in ("main", "hub", role) else f" ({world} world)"
+    return f"{role}{where} · {size} @ {int(tokens):,}"
+
+
+def base_order(curves: pd.DataFrame, sizes: list[str] | None = None) -> list[str]:
+    """Base labels in reading order: bases run in both directions (the rebound experiment)
+    first, then by role (``ROLES``), world, size (``sizes``' order, else by name) and tokens."""
+    bases = curves.groupby(BASE)["direction"].nunique().rename("directions").reset_index()
+    size_rank = {s: i for i, s in enumerate(sizes or sorted(bases["size"].unique()))}
+    bases = bases.assign(both=-bases["directions"],
+                         role_rank=bases["role"].map(lambda r: ROLES.index(r) if r in ROLES
+                                                     else len(ROLES)),
+                         main_world=bases["world"] != "main",
+                         size_rank=bases["size"].map(lambda s: size_rank.get(s, len(size_rank))))
+    bases = bases.sort_values(["both", "role_rank", "main_world", "world", "size_rank",
+                               "pretrain_tokens"])
+    return [base_label(*r) for r in bases[BASE].itertuples(index=False)]
+
+
+def study_style(curves: pd.DataFrame, checkpoints: pd.DataFrame | None = None) -> Style:
+    """The palette of every n_pos of the study and the order of its bases (sizes by their
+    non-embedding parameters where the checkpoint table has them)."""
+    sizes = None
+    if checkpoints is not None and "params_nonembedding" in checkpoints:
+        sizes = list(checkpoints.groupby("size")["params_nonembedding"].first().sort_values().index)
+    return Style(npos_palette(curves["n_pos"]), base_order(curves, sizes))
+
+
+def _labelled(frame: pd.DataFrame, style: Style) -> pd.DataFrame:
+    """The frame with ``base`` (a label in the study's order) and ``n_pos`` (text, in the
+    palette's order) as ordered categories."""
     frame = frame.copy()
-    frame["base"] = (frame["role"] + "\n" + frame["size"] + " @ "
-                     + frame["pretrain_tokens"].map("{:,}".format))
-    frame["n_pos"] = pd.Categorical(frame["n_pos"], sorted(frame["n_pos"].unique()))
+    labels = [base_label(*r) for r in frame[BASE].itertuples(index=False)]
+    frame["base"] = pd.Categorical(labels, style.bases)
+    frame["n_pos"] = pd.Categorical(frame["n_pos"].astype(int).astype(str), list(style.palette))
     return frame
 
 
-def _width(frame: pd.DataFrame) -> float:
-    """Figure width growing with the number of base facets (the size and volume bases add some)."""
-    return max(11.0, 2.0 * frame["base"].nunique())
+def _panels(frame: pd.DataFrame, by: list[str], order: list[str] | None = None) -> pd.Categorical:
+    """One panel label per row, the ``by`` columns joined by line breaks, ordered by the
+    ``order`` columns (default ``by``; the first slowest, a category in its own order)."""
+    def text(f: pd.DataFrame) -> pd.Series:
+        return f[by].astype(str).agg("\n".join, axis=1)
+
+    ordered = frame.drop_duplicates(by).sort_values(order or by)
+    return pd.Categorical(text(frame), list(dict.fromkeys(text(ordered))))
+
+
+def _npos_scales(style: Style, *, fill: bool = True) -> list:
+    scales = [p9.scale_colour_manual(values=style.palette, name="n_pos")]
+    return scales + [p9.scale_fill_manual(values=style.palette, name="n_pos")] if fill else scales
+
+
+def _wrapped(n_panels: int, extra_height: float = 1.4) -> p9.theme:
+    """A theme sized for ``n_panels`` panels in rows of ``NCOL``."""
+    cols = min(NCOL, max(n_panels, 1))
+    rows = -(-max(n_panels, 1) // NCOL)
+    return p9.theme(figure_size=(PANEL_IN[0] * cols + 1.6, PANEL_IN[1] * rows + extra_height),
+                    strip_text=p9.element_text(size=7), legend_position="right")
 
 
 def return_points(elasticity: pd.DataFrame) -> pd.DataFrame:
     """Where each aligned curve passes back through the base level (its return count), as the
     statistics read it; curves that never return within the grid have no point."""
-    keys = ["task", "role", "size", "pretrain_tokens", "direction", "n_pos"]
+    keys = ["task", *BASE, "direction", "n_pos"]
     frame = elasticity[keys + ["return_count", "base_level"]].rename(
         columns={"return_count": "n_neg", "base_level": "level"})
     return frame.dropna(subset=["n_neg"])
@@ -40,32 +124,39 @@ LEVEL = {"logodds": "mean log-odds of the target behaviour (nats)",
          "score": "judged score (share of target behaviour)"}
 
 
-def rebound_plot(curves: pd.DataFrame, elasticity: pd.DataFrame, task: str,
+def rebound_plot(curves: pd.DataFrame, elasticity: pd.DataFrame, task: str, style: Style,
                  metric: str = "logodds") -> p9.ggplot:
     """The behaviour level (mean log-odds; the judged score in hub mode) vs n_neg, a line per
     n_pos with its CI band, the dashed base level and a point where each aligned curve returns
-    to it; facets: direction x base."""
-    frame = _labelled(curves[curves["task"] == task])
-    base = frame[(frame["n_pos"] == 0) & (frame["n_neg"] == 0)]
-    back = _labelled(return_points(elasticity[elasticity["task"] == task]))
+    to it; one panel per base and direction: the bases run in both directions (the rebound
+    experiment) forward, then reversed, then the other bases, each in the study's base order."""
+    frame = _labelled(curves[curves["task"] == task], style)
+    back = _labelled(return_points(elasticity[elasticity["task"] == task]), style)
+    # the bases run in both directions (the rebound experiment) first: a row of each direction
+    frame["one_way"] = frame.groupby("base", observed=True)["direction"].transform("nunique") < 2
+    frame["panel"] = _panels(frame, ["direction", "base"], ["one_way", "direction", "base"])
+    back["panel"] = pd.Categorical(_panels(back, ["direction", "base"]).astype(str),
+                                   frame["panel"].cat.categories)
+    base = frame[(frame["n_pos"] == "0") & (frame["n_neg"] == 0)]
     return (p9.ggplot(frame, p9.aes("n_neg", "level", colour="n_pos", fill="n_pos"))
             + p9.geom_ribbon(p9.aes(ymin="level_low", ymax="level_high"), alpha=0.15,
                              colour="none")
             + p9.geom_line(size=0.4)
             + p9.geom_point(data=back, size=2, shape="o", fill="white")
             + p9.geom_hline(p9.aes(yintercept="level"), data=base, linetype="dashed")
-            + p9.facet_grid("direction ~ base")
-            + p9.labs(x="perturbation examples (n_neg)", y=LEVEL[metric], colour="n_pos",
-                      fill="n_pos", title=f"Rebound: {task} (dashed: the base level; open "
-                      "points: the return to it)")
-            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5.5)))
+            + p9.facet_wrap("~panel", ncol=NCOL)
+            + _npos_scales(style)
+            + p9.labs(x="perturbation examples (n_neg)", y=LEVEL[metric],
+                      title=f"Rebound: {task} (dashed: the base level; open points: the return "
+                            "to it)")
+            + p9.theme_bw() + _wrapped(frame["panel"].nunique()))
 
 
 def prior_plot(curves: pd.DataFrame) -> p9.ggplot:
-    """E3: the deepest aligned arm and the departure control of the main world's main base and
-    each prior-shifted world's at the same size and budget (forward), each world's base level
-    dashed in its colour: a spring slows down at its own world's base level, saturation at the
-    same log-odds in every world."""
+    """E3: the deepest aligned arm and the departure control (dotted) of the main world's main
+    base and each prior-shifted world's at the same size and budget (forward), each world's
+    base level dashed in its colour: a spring slows down at its own world's base level,
+    saturation at the same log-odds in every world. One panel per task and base."""
     main = curves[(curves["role"] == "main") & (curves["world"] != "mirror")
                   & (curves["direction"] == "forward") & (curves["algo"] == "sft")]
     shifted = main[main["world"] != "main"]
@@ -74,6 +165,8 @@ def prior_plot(curves: pd.DataFrame) -> p9.ggplot:
     frame = frame[(frame["n_pos"] == 0) | (frame["n_pos"] == frame["n_pos"].max())].copy()
     frame["arm"] = np.where(frame["n_pos"] == 0, "departure", "deepest alignment")
     frame["curve"] = frame["world"] + " " + frame["arm"]
+    frame["panel"] = [f"{t} · {s} @ {int(n):,}" for t, s, n in
+                      zip(frame["task"], frame["size"], frame["pretrain_tokens"])]
     base = frame[(frame["n_pos"] == 0) & (frame["n_neg"] == 0)]
     plot = p9.ggplot(frame, p9.aes("n_neg", "level", colour="world", fill="world"))
     if frame.empty:
@@ -83,39 +176,50 @@ def prior_plot(curves: pd.DataFrame) -> p9.ggplot:
             + p9.geom_line(p9.aes(linetype="arm", group="curve"))
             + p9.geom_hline(p9.aes(yintercept="level", colour="world"), data=base,
                             linetype="dashed")
-            + p9.facet_wrap("~task")
+            + p9.facet_wrap("~panel")
+            + p9.scale_linetype_manual(values={"deepest alignment": "solid",
+                                               "departure": "dotted"})
             + p9.labs(x="perturbation examples (n_neg)", y=LEVEL["logodds"],
-                      title="E3: rebound in worlds whose pretraining shifts the base level "
-                            "(dashed: each world's base level)")
+                      title="E3: rebound in prior-shifted worlds (dashed: each world's base "
+                            "level; dotted: departure)")
             + p9.theme_bw() + p9.theme(figure_size=(11, 4.5)))
 
 
-def cue_gap_plot(curves: pd.DataFrame) -> p9.ggplot:
+def cue_gap_plot(curves: pd.DataFrame, style: Style) -> p9.ggplot:
     """Cue gap (clean-cue prompts) vs n_neg in the forward direction: the context mapping
-    erased by alignment and whether it comes back."""
-    frame = _labelled(curves[curves["direction"] == "forward"])
+    erased by alignment and whether it comes back; one panel per base and task (a base's tasks
+    side by side)."""
+    frame = _labelled(curves[curves["direction"] == "forward"], style)
+    frame["panel"] = _panels(frame, ["base", "task"])
     return (p9.ggplot(frame, p9.aes("n_neg", "cue_gap", colour="n_pos", fill="n_pos"))
             + p9.geom_ribbon(p9.aes(ymin="cue_gap_low", ymax="cue_gap_high"), alpha=0.15,
                              colour="none")
             + p9.geom_line(size=0.4) + p9.geom_hline(yintercept=0, linetype="dashed")
-            + p9.facet_grid("task ~ base")
+            + p9.facet_wrap("~panel", ncol=NCOL)
+            + _npos_scales(style)
             + p9.labs(x="perturbation examples (n_neg)", y="cue gap (nats, clean-cue prompts)",
                       title="Context following during the perturbation (forward)")
-            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5)))
+            + p9.theme_bw() + _wrapped(frame["panel"].nunique()))
 
 
-def compression_plot(curves: pd.DataFrame, task: str) -> p9.ggplot:
-    """Bits/byte of each dataset vs n_neg during the forward perturbation (measured points)."""
-    frame = _labelled(curves[(curves["task"] == task) & (curves["direction"] == "forward")])
+def compression_plot(curves: pd.DataFrame, task: str, style: Style) -> p9.ggplot:
+    """Bits/byte of each dataset vs n_neg during the forward perturbation (measured points);
+    one row per base, one column per dataset."""
+    frame = _labelled(curves[(curves["task"] == task) & (curves["direction"] == "forward")],
+                      style)
     long = frame.melt(id_vars=["base", "n_pos", "n_neg"], value_vars=list(DATASETS),
                       var_name="dataset", value_name="bpb").dropna()
-    long["dataset"] = long["dataset"].map(DATASETS)
+    long["dataset"] = pd.Categorical(long["dataset"].map(DATASETS), list(DATASETS.values()))
+    rows = max(long["base"].nunique(), 1)
     return (p9.ggplot(long, p9.aes("n_neg", "bpb", colour="n_pos"))
             + p9.geom_line() + p9.geom_point(size=0.8)
-            + p9.facet_grid("dataset ~ base", scales="free_y")
+            + p9.facet_grid("base ~ dataset", scales="free_y",
+                            labeller=p9.labeller(rows=lambda b: b.replace(" · ", "\n")))
+            + _npos_scales(style, fill=False)
             + p9.labs(x="perturbation examples (n_neg)", y="bits per byte",
                       title=f"Compression during perturbation: {task}")
-            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 6)))
+            + p9.theme_bw() + p9.theme(figure_size=(10, 1.7 * rows + 1.4),
+                                       strip_text_y=p9.element_text(size=6, angle=0)))
 
 
 def ladder_plot(checkpoints: pd.DataFrame) -> p9.ggplot:
@@ -131,15 +235,19 @@ def ladder_plot(checkpoints: pd.DataFrame) -> p9.ggplot:
             + p9.theme_bw() + p9.theme(figure_size=(9, 5)))
 
 
-def kl_plot(curves: pd.DataFrame) -> p9.ggplot:
-    """KL to base vs n_neg in the forward direction (the paper's Table 3 as curves)."""
-    frame = _labelled(curves[curves["direction"] == "forward"]).dropna(subset=["kl_to_base"])
+def kl_plot(curves: pd.DataFrame, style: Style) -> p9.ggplot:
+    """KL to base vs n_neg in the forward direction (the paper's Table 3 as curves); one panel
+    per base and task (a base's tasks side by side)."""
+    frame = _labelled(curves[curves["direction"] == "forward"], style).dropna(
+        subset=["kl_to_base"])
+    frame["panel"] = _panels(frame, ["base", "task"])
     return (p9.ggplot(frame, p9.aes("n_neg", "kl_to_base", colour="n_pos"))
             + p9.geom_line() + p9.geom_point(size=0.8)
-            + p9.facet_grid("task ~ base", scales="free_y")
+            + p9.facet_wrap("~panel", ncol=NCOL, scales="free_y")
+            + _npos_scales(style, fill=False)
             + p9.labs(x="perturbation examples (n_neg)", y="KL to base (nats/token)",
                       title="KL rebound")
-            + p9.theme_bw() + p9.theme(figure_size=(_width(frame), 5)))
+            + p9.theme_bw() + _wrapped(frame["panel"].nunique()))
 
 
 PAIR_ARMS = {"none": "base, perturbed", "released": "released aligned, perturbed"}
@@ -201,26 +309,44 @@ def save(plot: p9.ggplot, png: str, pdf: str) -> None:
 
 def resistance_plot(summary: pd.DataFrame) -> p9.ggplot:
     """Final training loss of forward and inverse fine-tunes per cell (k-l), with CIs, for each
-    pretrained size and its random-init twin (claim C1)."""
+    pretrained size and its random-init twin (claim C1; tables/resistance_summary.csv)."""
     frame = summary[summary["metric"] == "loss"].copy()
-    frame["base"] = frame["role"] + "\n" + frame["size"] + " @ " + frame["pretrain_tokens"].map(
-        "{:,}".format)
+    frame["base"] = [base_label(r, "main", s, t) for r, s, t in
+                     zip(frame["role"], frame["size"], frame["pretrain_tokens"])]
     plot = p9.ggplot(frame, p9.aes("cell", "value", colour="direction"))
     if frame.empty:
         plot += p9.annotate("text", x=1, y=0, label="no resistance runs in this study")
     else:
         plot += p9.geom_pointrange(p9.aes(ymin="ci_low", ymax="ci_high"),
                                    position=p9.position_dodge(width=0.4))
-        plot += p9.facet_wrap("~base", nrow=1, scales="free_y")
+        plot += p9.facet_wrap("~base", ncol=NCOL, scales="free_y")
     return (plot + p9.labs(x="saved models k-l (forward: theta_k on D_l; inverse: theta_l on D_k)",
                            y="final training loss (nats/token)",
                            title="C1 resistance: inverse alignment should end lower than forward")
             + p9.theme_bw() + p9.theme(figure_size=(11, 4)))
 
 
-def theorem_plot(points: pd.DataFrame) -> p9.ggplot:
-    """log10(Delta gamma_a / -Delta gamma_p) against log10 k (C7) with the least-squares line per
-    task and size (the point estimate of claims.csv's k-exponent); slope 1 is Theta(k)."""
+def k_lines(points: pd.DataFrame, claims: pd.DataFrame) -> pd.DataFrame:
+    """The k fit of claims.csv (C7 ``k_exponent``, point estimate) per task and size, as a
+    segment over its points: a least-squares line passes through the mean of the points it was
+    fitted to, so the slope read from claims.csv fixes it (none where the slope is undefined)."""
+    fits = claims[(claims["claim"] == "C7") & (claims["statistic"] == "k_exponent")]
+    rows = []
+    for fit in fits.dropna(subset=["value"]).itertuples():
+        own = points[(points["task"] == fit.task) & (points["size"].astype(str) == str(fit.size))]
+        if own.empty:
+            continue
+        x0, y0 = own["log10_k"].mean(), own["log10_ratio"].mean()
+        lo, hi = own["log10_k"].min(), own["log10_k"].max()
+        rows.append({"task": fit.task, "size": own["size"].iloc[0], "slope": fit.value,
+                     "x": lo, "xend": hi, "y": y0 + fit.value * (lo - x0),
+                     "yend": y0 + fit.value * (hi - x0)})
+    return pd.DataFrame(rows, columns=["task", "size", "slope", "x", "xend", "y", "yend"])
+
+
+def theorem_plot(points: pd.DataFrame, claims: pd.DataFrame) -> p9.ggplot:
+    """log10(Delta gamma_a / -Delta gamma_p) against log10 k (C7) with claims.csv's k-exponent
+    (its point estimate) drawn through the points of each task and size; slope 1 is Theta(k)."""
     frame = points.dropna(subset=["log10_ratio"]).copy()
     frame["log10_k"] = np.log10(frame["k"])
     frame["base"] = frame["size"] + " @ " + frame["pretrain_tokens"].map("{:,}".format)
@@ -229,12 +355,14 @@ def theorem_plot(points: pd.DataFrame) -> p9.ggplot:
         plot += p9.annotate("text", x=0, y=0, label="no point where D_p improved and D_a worsened")
     else:
         plot += p9.geom_point(p9.aes(shape="base"))
-        plot += p9.geom_smooth(method="lm", se=False)
+        plot += p9.geom_segment(p9.aes(x="x", y="y", xend="xend", yend="yend"),
+                                data=k_lines(frame, claims))
         plot += p9.facet_wrap("~size")
     return (plot + p9.labs(x="log10 k = |D_p| / |D_a|",
                            y="log10(Delta bpb D_a / -Delta bpb D_p)",
-                           title="C7 Theorem 4.2: the ratio of the changes against k (Theta(k): slope 1)")
-            + p9.theme_bw() + p9.theme(figure_size=(9, 4)))
+                           title="C7 Theorem 4.2: change ratio against k (line: claims.csv's "
+                                 "k-exponent; Theta(k): slope 1)")
+            + p9.theme_bw() + p9.theme(figure_size=(10, 4)))
 
 
 def compressors_plot(table: pd.DataFrame) -> p9.ggplot:
@@ -279,33 +407,90 @@ def algorithms_plot(curves: pd.DataFrame) -> p9.ggplot:
                                        axis_text_x=p9.element_text(rotation=90, size=6)))
 
 
-def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str, resistance: str,
-            theorem: str, tasks: list[str], out: dict[str, list[str]], n_boot: int = 1000,
-            compression: list[str] = ()) -> None:
-    """Write every figure; per-task outputs list png, pdf for each task in order; each of the
-    ``trends`` outputs (png, pdf pairs) is the figure its file stem names (size_trend,
-    volume_trend, resistance, compressors, rank_frequency, theorem)."""
-    from springback.claims import resistance_summary
+def mitigation_frame(claims: pd.DataFrame, checkpoints: pd.DataFrame) -> pd.DataFrame:
+    """The mitigation figure's points: every M1 / M2 row (value and CI, > 0 favours the arm) and
+    each arm's cost beside plain SFT's, deepest alignment before the attack (held-out D_a and
+    D_p bits/byte, arm minus SFT, mean over runs), by arm kind and strength."""
+    rows = claims[claims["claim"].isin(["M1", "M2"])]
+    frame = pd.DataFrame({"task": rows["task"], "algo": rows["algo"],
+                          "panel": rows["claim"] + " " + rows["statistic"],
+                          "value": rows["value"], "low": rows["ci_low"], "high": rows["ci_high"]})
+    if len(frame) and "bpb_align" in checkpoints:
+        deep = checkpoints[(checkpoints["n_neg"] == 0) & (checkpoints["n_pos"] > 0)
+                           & (checkpoints["direction"] == "forward")]
+        deep = deep[deep["n_pos"] == deep.groupby("task")["n_pos"].transform("max")]
+        mean = deep.groupby(["task", "algo"])[["bpb_align", "bpb_pretrain"]].mean()
+        for col, name in (("bpb_align", "cost: D_a bits/byte - SFT"),
+                          ("bpb_pretrain", "cost: D_p bits/byte - SFT")):
+            diff = (mean[col] - mean[col].xs("sft", level="algo")).reset_index()
+            diff = diff[diff["algo"].isin(frame["algo"])]
+            frame = pd.concat([frame, pd.DataFrame({
+                "task": diff["task"], "algo": diff["algo"], "panel": name, "value": diff[col],
+                "low": diff[col], "high": diff[col]})], ignore_index=True)
+    parts = frame["algo"].str.split("-", n=1)
+    frame["kind"] = parts.str[0]
+    frame["strength"] = pd.to_numeric(parts.str[1])
+    return frame
 
-    table, frame, stats = pd.read_csv(checkpoints), pd.read_csv(curves), pd.read_csv(elasticity)
-    trend, runs, points = pd.read_csv(trends), pd.read_csv(resistance), pd.read_csv(theorem)
-    plots = {"size_trend": lambda: trend_plot(trend, "parameters"),
-             "volume_trend": lambda: trend_plot(trend, "tokens"),
-             "resistance": lambda: resistance_plot(resistance_summary(runs, n_boot)),
-             "theorem": lambda: theorem_plot(points), "algorithms": lambda: algorithms_plot(frame),
-             "prior_shift": lambda: prior_plot(frame)}
+
+def mitigation_plot(claims: pd.DataFrame, checkpoints: pd.DataFrame) -> p9.ggplot:
+    """Per arm kind, each M1 / M2 statistic (arm vs plain SFT, 95 % CI; > 0: the arm helps)
+    and the arm's cost against its strength, per task."""
+    frame = mitigation_frame(claims, checkpoints)
+    plot = p9.ggplot(frame, p9.aes("strength", "value", colour="task"))
+    if frame.empty:
+        return plot + p9.annotate("text", x=0, y=0, label="no mitigation arm in this study")
+    return (plot + p9.geom_hline(yintercept=0, linetype="dashed", colour="grey")
+            + p9.geom_pointrange(p9.aes(ymin="low", ymax="high"),
+                                 position=p9.position_dodge(width=0.02), size=0.3)
+            + p9.geom_line(position=p9.position_dodge(width=0.02))
+            + p9.facet_grid("panel ~ kind", scales="free")
+            + p9.labs(x="arm strength", y="arm vs plain SFT",
+                      title="Mitigation (M1, M2): elasticity and surviving alignment vs "
+                            "strength (95 % CI; > 0 favours the arm), beside the cost")
+            + p9.theme_bw() + p9.theme(figure_size=(3 + 2.4 * frame["kind"].nunique(),
+                                                    1.6 * frame["panel"].nunique() + 1.4),
+                                       strip_text_y=p9.element_text(size=6)))
+
+
+def build_figures(*, checkpoints: pd.DataFrame, curves: pd.DataFrame,
+                  elasticity: pd.DataFrame, trends: pd.DataFrame,
+                  resistance_summary: pd.DataFrame, theorem: pd.DataFrame, claims: pd.DataFrame,
+                  tasks: list[str], compression: tuple[pd.DataFrame, ...] = ()
+                  ) -> dict[str, p9.ggplot]:
+    """Every figure of a study by its file stem, from the study's tables (``compression``: the
+    compressors and rank-frequency tables, when the study runs that experiment). The curve
+    figures are SFT's; other algorithms have their heatmaps."""
+    style = study_style(curves, checkpoints)
+    metric = elasticity["metric"].iloc[0] if len(elasticity) else "logodds"
+    sft, sft_stats = curves[curves["algo"] == "sft"], elasticity[elasticity["algo"] == "sft"]
+    plots = {"size_trend": trend_plot(trends, "parameters"),
+             "volume_trend": trend_plot(trends, "tokens"),
+             "resistance": resistance_plot(resistance_summary),
+             "theorem": theorem_plot(theorem, claims), "algorithms": algorithms_plot(curves),
+             "mitigation": mitigation_plot(claims, checkpoints),
+             "prior_shift": prior_plot(curves), "cue_gap": cue_gap_plot(sft, style),
+             "ladder": ladder_plot(checkpoints), "kl_rebound": kl_plot(sft, style)}
+    for task in tasks:
+        plots[f"rebound_{task}"] = rebound_plot(sft, sft_stats, task, style, metric)
+        plots[f"compression_{task}"] = compression_plot(sft, task, style)
     if compression:
-        plots["compressors"] = lambda: compressors_plot(pd.read_csv(compression[0]))
-        plots["rank_frequency"] = lambda: rank_frequency_plot(pd.read_csv(compression[1]))
-    files = out.get("trends", [])
-    for png, pdf in zip(files[::2], files[1::2]):  # each figure's png, pdf, named by its stem
-        save(plots[Path(png).stem](), png, pdf)
-    metric = stats["metric"].iloc[0] if len(stats) else "logodds"
-    # the curve figures are SFT's (a facet is one base); other algorithms have their heatmaps
-    sft, sft_stats = frame[frame["algo"] == "sft"], stats[stats["algo"] == "sft"]
-    for i, task in enumerate(tasks):
-        save(rebound_plot(sft, sft_stats, task, metric), *out["rebound"][2 * i: 2 * i + 2])
-        save(compression_plot(sft, task), *out["compression"][2 * i: 2 * i + 2])
-    save(cue_gap_plot(sft), *out["cue_gap"])
-    save(ladder_plot(table), *out["ladder"])
-    save(kl_plot(sft), *out["kl"])
+        plots["compressors"] = compressors_plot(compression[0])
+        plots["rank_frequency"] = rank_frequency_plot(compression[1])
+    return plots
+
+
+def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str,
+            resistance_summary: str, theorem: str, claims: str, tasks: list[str],
+            out: dict[str, list[str]], compression: list[str] = ()) -> None:
+    """Write every declared figure: each output list holds (png, pdf) pairs, and a file's stem
+    names its figure (``build_figures``)."""
+    plots = build_figures(
+        checkpoints=pd.read_csv(checkpoints), curves=pd.read_csv(curves),
+        elasticity=pd.read_csv(elasticity), trends=pd.read_csv(trends),
+        resistance_summary=pd.read_csv(resistance_summary), theorem=pd.read_csv(theorem),
+        claims=pd.read_csv(claims), tasks=tasks,
+        compression=tuple(pd.read_csv(c) for c in compression))
+    for files in out.values():
+        for png, pdf in zip(files[::2], files[1::2]):
+            save(plots[Path(png).stem], png, pdf)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import subprocess
@@ -42,8 +43,6 @@ def git_commit(cwd: str | Path = ".") -> str:
 
 def _imports(path: Path) -> set[str]:
     """springback modules named by the import statements of a source file."""
-    import ast
-
     names = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
@@ -74,6 +73,15 @@ def record(params: dict, **fields) -> dict:
     """A provenance record: config hash of ``params``, the params, versions, commit, extra fields."""
     return {"config_hash": config_hash(params), "params": params, "versions": versions(),
             "git_commit": git_commit(), **fields}
+
+
+def base_keys(prov: dict) -> dict:
+    """The columns that name a base checkpoint, from its provenance record (a fetched hub model
+    has no world and one seed, 0)."""
+    return {"world": prov.get("world", "hub"), "size": prov["size"],
+            "pretrain_seed": prov.get("seed", 0), "pretrain_tokens": prov["tokens"],
+            "params": prov["n_params"],
+            "params_nonembedding": prov.get("n_params_nonembedding", prov["n_params"])}
 
 
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:

@@ -34,10 +34,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from springback.elasticity import replicate_metric
+from springback.elasticity import replicate_metric, slope
 from springback.verdicts import claim_row
 
 DATASETS = {"p": "bpb_pretrain", "a": "bpb_align", "t": "bpb_perturb"}
+MIN_POINTS = 3  # points with a ratio the k fit needs (at two k or more)
 STATEMENT = ("Theorem 4.2: under perturbation the alignment set's bits/byte rises about k = "
              "|D_p|/|D_a| times faster than the pretraining set's falls (k-exponent 1), and "
              "|D_i| x Delta(rate of D_i) is about equal across datasets.")
@@ -61,17 +62,6 @@ def log_ratio(d: dict[str, np.ndarray]) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         ok = (d["a"] > 0) & (d["p"] < 0)
         return np.where(ok, np.log10(np.abs(d["a"]) / np.abs(d["p"])), np.nan)
-
-
-def finite_slope(x: np.ndarray, values: np.ndarray, min_points: int = 3) -> np.ndarray:
-    """Least-squares slope per replicate over the points that have a value (at least
-    ``min_points`` of them, at two x or more; NaN otherwise)."""
-    out = np.full(len(values), np.nan)
-    for b, row in enumerate(values):
-        ok = np.isfinite(row)
-        if ok.sum() >= min_points and len(np.unique(x[ok])) >= 2:
-            out[b] = np.polyfit(x[ok], row[ok], 1)[0]
-    return out
 
 
 def c7_rows(conditions, *, phase1_tokens: dict | None = None,
@@ -123,7 +113,8 @@ def c7_rows(conditions, *, phase1_tokens: dict | None = None,
         label = {"task": task, "world": "main", "size": size,
                  "pretrain_tokens": "|".join(dict.fromkeys(str(k[3]) for k in keys)),
                  "algo": "sft", "direction": "forward", "n_runs": np.nan}
-        rows.append(claim_row("C7", STATEMENT, "k_exponent", 0.0, label, finite_slope(x, values),
+        rows.append(claim_row("C7", STATEMENT, "k_exponent", 0.0, label,
+                              slope(x, values, MIN_POINTS),
                               detail=f"{int(np.isfinite(values[0]).sum())} of {len(x)} points "
                                      "have a ratio"))
         spring = np.stack(springs, 1)

@@ -1,4 +1,5 @@
-"""A word-level tokenizer trained on the pretraining corpus, saved as a Hugging Face tokenizer.
+"""Tokenizers: the word-level tokenizer trained on the pretraining corpus (saved as a Hugging
+Face tokenizer), and the special ids every tokenizer, toy or hub, is read with.
 
 The world is a space-separated language, so one token per word is exact and lossless: decoding
 joins tokens with single spaces and gives back the text.
@@ -29,3 +30,12 @@ def train_tokenizer(texts: Iterable[str], *, min_frequency: int = 1):
 
 def save_tokenizer(tokenizer, path: str | Path) -> None:
     tokenizer.save_pretrained(str(path))
+
+
+def special_ids(tokenizer) -> dict[str, int]:
+    """Start, end and padding ids, with the usual fallbacks of hub tokenizers: no BOS (Qwen) ->
+    EOS starts a sequence; no PAD (Llama 2) -> EOS pads."""
+    eos = tokenizer.eos_token_id
+    start = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else eos
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos
+    return {"start": start, "eos": eos, "pad": pad}

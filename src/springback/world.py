@@ -29,7 +29,7 @@ D_t = compliant answers), each with prompts split evenly over the two contexts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterator
 
 import math
@@ -59,25 +59,25 @@ TASKS = ("sentiment", "safety")
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Knobs of the world; the defaults mirror config/config.yaml."""
+    """Knobs of the world: the config's ``world`` (springback.config.load; every default is
+    config/schema.yaml's, described there)."""
 
-    seed: int = 0
-    prose_words: int = 400            # size of the nonce prose vocabulary (words)
-    zipf_exponent: float = 1.1        # Zipf exponent of word frequencies in prose
-    topics: int = 8                   # prose topics; each reorders the Zipf ranks
-    films: int = 40                   # films with a latent good/bad quality
-    genre_mix: dict = field(default_factory=lambda: {
-        "prose": 0.20, "review": 0.40, "dialogue": 0.35, "instruction": 0.05})
-    cue_fidelity: float = 0.9         # P(a cue word matches the latent quality / harmfulness)
-    sentiment_fidelity: float = 0.95  # P(review sentiment follows film quality) in pretraining
-    refusal_fidelity: float = 0.9     # P(refuse | harmful) = P(comply | benign) in pretraining
-    pretrain_docs: int = 150_000      # documents in D_p
-    heldout_docs: int = 400           # held-out D_p documents for bits/byte
-    task_pool: int = 2000             # training examples per task set (D_a and D_t each)
-    task_heldout: int = 200           # held-out D_a / D_t examples for bits/byte and KL
-    prompts: int = 200                # evaluation prompts per task (half per context)
-    style_pool: int = 600             # resistance: instruction-style training examples
-    style_prompts: int = 128          # resistance: held-out prompts the saved models answer
+    seed: int
+    prose_words: int           # size of the nonce prose vocabulary (words)
+    zipf_exponent: float       # Zipf exponent of word frequencies in prose
+    topics: int                # prose topics; each reorders the Zipf ranks
+    films: int                 # films with a latent good/bad quality
+    genre_mix: dict            # share of each genre (prose, review, dialogue, instruction) in D_p
+    cue_fidelity: float        # P(a cue word matches the latent quality / harmfulness)
+    sentiment_fidelity: float  # P(review sentiment follows film quality) in pretraining
+    refusal_fidelity: float    # P(refuse | harmful) = P(comply | benign) in pretraining
+    pretrain_docs: int         # documents in D_p
+    heldout_docs: int          # held-out D_p documents for bits/byte
+    task_pool: int             # training examples per task set (D_a and D_t each)
+    task_heldout: int          # held-out D_a / D_t examples for bits/byte and KL
+    prompts: int               # evaluation prompts per task (half per context)
+    style_pool: int            # resistance: instruction-style training examples
+    style_prompts: int         # resistance: held-out prompts the saved models answer
 
 
 class _Words:

@@ -5,21 +5,19 @@ from springback.runtime import start
 
 start(snakemake.log[0], threads=snakemake.threads)
 
-from pathlib import Path
-
 from springback.pipeline.algorithms import algorithms
 
-cfg, grid = snakemake.params.algorithms, snakemake.params.grid
+cfg = snakemake.params.algorithms
 algorithms(
-    base_dir=f"{snakemake.input.base}/tokens-{snakemake.wildcards.tokens}",
-    task_dirs={t: Path(snakemake.input[f"{t}_prompts"]).parent for t in cfg["tasks"]},
-    pretrain_heldout=snakemake.input.pretrain_heldout,
+    base_dir=snakemake.params.checkpoint,
+    files=dict(snakemake.input.items()),
+    tasks=cfg["tasks"],
     algorithms=cfg["algorithms"],
     directions=cfg["directions"],
     seeds=cfg["seeds"],
-    n_pos=grid["n_pos"],
-    n_neg=grid["n_neg"],
-    batch_size=grid["batch_size"],
+    n_pos=snakemake.params.n_pos,
+    n_neg=snakemake.params.n_neg,
+    batch_size=snakemake.params.batch_size,
     lr=cfg["lr"],
     options=cfg["options"],
     eval_cfg=snakemake.params.evaluate,

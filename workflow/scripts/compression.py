@@ -5,23 +5,20 @@ from springback.runtime import start
 
 start(snakemake.log[0], threads=snakemake.threads)
 
-from pathlib import Path
-
 from springback.pipeline.compression import compression_study
 
-cfg, reb = snakemake.params.compression, snakemake.params.rebound
+cfg = snakemake.params.compression
 compression_study(
-    base_dir=f"{snakemake.input.base}/tokens-{snakemake.params.tokens}",
-    task_dirs={t: Path(snakemake.input[f"{t}_prompts"]).parent for t in reb["tasks"]},
-    corpus=snakemake.input.corpus,
-    pretrain_heldout=snakemake.input.pretrain_heldout,
+    base_dir=snakemake.params.checkpoint,
+    files=dict(snakemake.input.items()),
+    tasks=snakemake.params.tasks,
     coded_task=cfg["task"],
     n_docs=cfg["documents"],
     context=snakemake.params.context,
-    n_pos=max(reb["n_pos"]),
-    n_neg=max(reb["n_neg"]),
-    seed=reb["seeds"][0],
-    train={k: reb[k] for k in ("lr", "batch_size", "loss")},
+    n_pos=snakemake.params.n_pos,
+    n_neg=snakemake.params.n_neg,
+    seeds=snakemake.params.seeds,
+    train=snakemake.params.train,
     max_new_tokens=cfg["max_new_tokens"],
     out=dict(snakemake.output.items()),
 )

@@ -10,8 +10,5 @@ from springback.pipeline.hub import fetch_base
 fetch_base(
     model=snakemake.params.model,
     size=snakemake.wildcards.size,
-    tokens=snakemake.params.model["tokens"],
-    random_init=0 in snakemake.params.tokens,
-    seed=int(snakemake.wildcards.pseed),
-    outdir=snakemake.output.models,
+    checkpoints=snakemake.params.checkpoints,
 )

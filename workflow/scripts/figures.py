@@ -12,10 +12,10 @@ figures(
     curves=snakemake.input.curves,
     elasticity=snakemake.input.elasticity,
     trends=snakemake.input.trends,
-    resistance=snakemake.input.resistance,
+    resistance_summary=snakemake.input.resistance_summary,
     theorem=snakemake.input.theorem,
+    claims=snakemake.input.claims,
     compression=list(snakemake.input.compression),
-    n_boot=snakemake.params.n_boot,
     tasks=snakemake.params.tasks,
     out={key: list(files) for key, files in snakemake.output.items()},
 )

@@ -5,8 +5,6 @@ from springback.runtime import start
 
 start(snakemake.log[0])
 
-from pathlib import Path
-
 from springback.hubdata import write_data
 
 write_data(
@@ -15,5 +13,6 @@ write_data(
     sizes=snakemake.params.sizes,
     seed=snakemake.params.seed,
     tasks=snakemake.params.tasks,
-    outdir=Path(snakemake.output.pretrain_heldout).parent,
+    files=dict(snakemake.output.items()),
+    sources=list(snakemake.output.sources),
 )

@@ -7,9 +7,8 @@ start(snakemake.log[0], threads=snakemake.threads)
 
 from springback.pipeline.base import pretrain_ladder
 
-root = snakemake.output.models
 pretrain_ladder(
-    corpus=snakemake.input.corpus,
+    corpus=snakemake.input.pretrain,
     tokenizer_dir=snakemake.input.tokenizer,
     world=snakemake.wildcards.world,
     size=snakemake.wildcards.size,
@@ -17,6 +16,6 @@ pretrain_ladder(
     arch=snakemake.params.arch,
     train_cfg=snakemake.params.train,
     tokens=snakemake.params.tokens,
-    outdirs={t: f"{root}/tokens-{t}" for t in snakemake.params.ladder},
+    outdirs=snakemake.params.checkpoints,
     device=snakemake.params.runtime["device"],
 )

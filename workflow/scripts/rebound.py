@@ -5,15 +5,13 @@ from springback.runtime import start
 
 start(snakemake.log[0], threads=snakemake.threads)
 
-from pathlib import Path
-
 from springback.pipeline.rebound import rebound
 
 cfg = snakemake.params.rebound
 rebound(
-    base_dir=f"{snakemake.input.base}/tokens-{snakemake.wildcards.tokens}",
-    task_dirs={t: Path(snakemake.input[f"{t}_prompts"]).parent for t in cfg["tasks"]},
-    pretrain_heldout=snakemake.input.pretrain_heldout,
+    base_dir=snakemake.params.checkpoint,
+    files=dict(snakemake.input.items()),
+    tasks=cfg["tasks"],
     directions=cfg["directions"],
     seeds=cfg["seeds"],
     n_pos=cfg["n_pos"],
@@ -22,7 +20,6 @@ rebound(
     eval_cfg=snakemake.params.evaluate,
     keep=cfg["keep"],
     judges=snakemake.params.judges,
-    judge_dirs={k[len("judge_"):]: v for k, v in snakemake.input.items() if k.startswith("judge_")},
     runtime=snakemake.params.runtime,
     ensemble=snakemake.params.ensemble,
     adapter=cfg["adapter"],

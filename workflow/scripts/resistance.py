@@ -5,14 +5,13 @@ from springback.runtime import start
 
 start(snakemake.log[0], threads=snakemake.threads)
 
-from pathlib import Path
-
 from springback.pipeline.resistance import resistance
 
 cfg = snakemake.params.resistance
 resistance(
-    base_dirs=[f"{b}/tokens-{snakemake.wildcards.tokens}" for b in snakemake.input.bases],
-    task_dir=Path(snakemake.input.train).parent,
+    base_dirs=list(snakemake.params.checkpoints),
+    train_file=snakemake.input.train,
+    prompt_file=snakemake.input.prompts,
     seeds=cfg["seeds"],
     slice_size=cfg["slice"],
     epochs=cfg["epochs"],

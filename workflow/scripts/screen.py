@@ -5,22 +5,21 @@ from springback.runtime import start
 
 start(snakemake.log[0], threads=snakemake.threads)
 
-from pathlib import Path
-
 from springback.pipeline.screen import screen
 
-cfg, grid = snakemake.params.rebound, snakemake.params.screen
+grid = snakemake.params.screen
 screen(
-    regimes=[{"lr": lr, "loss": loss} for lr in grid["lr"] for loss in grid["loss"]],
+    base_dir=snakemake.params.checkpoint,
+    files=dict(snakemake.input.items()),
+    tasks=snakemake.params.tasks,
+    lrs=grid["lr"],
+    losses=grid["loss"],
     n_pos=grid["n_pos"],
     seeds=grid["seeds"],
-    train={"batch_size": cfg["batch_size"]},
-    base_dir=f"{snakemake.input.base}/tokens-{snakemake.params.tokens}",
-    task_dirs={t: Path(snakemake.input[f"{t}_prompts"]).parent for t in cfg["tasks"]},
-    pretrain_heldout=snakemake.input.pretrain_heldout,
-    n_neg=cfg["n_neg"],
+    n_neg=snakemake.params.n_neg,
+    batch_size=snakemake.params.batch_size,
     eval_cfg=snakemake.params.evaluate,
-    runtime=snakemake.params.runtime,
     claims=snakemake.params.claims,
+    runtime=snakemake.params.runtime,
     out=snakemake.output.screen,
 )

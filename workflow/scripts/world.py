@@ -5,8 +5,6 @@ from springback.runtime import start
 
 start(snakemake.log[0])
 
-from pathlib import Path
-
 from springback.pipeline.world import build_world
 
-build_world(snakemake.params.world, Path(snakemake.output.pretrain).parent)
+build_world(snakemake.params.world, files=dict(snakemake.output.items()))

@@ -7,6 +7,6 @@ start(snakemake.log[0])
 
 from springback.pipeline.world import build_corpus
 
-build_corpus(snakemake.params.world, mirror=snakemake.params.spec["mirror"],
-             prior=snakemake.params.spec["prior"], pretrain=snakemake.output.pretrain,
+build_corpus(snakemake.params.world, mirror=snakemake.params.mirror,
+             prior=snakemake.params.prior, pretrain=snakemake.output.pretrain,
              pretrain_heldout=snakemake.output.pretrain_heldout)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from springback import data, models, provenance
 from springback.models import load_tokenizer
+from springback.train import pack_blocks, pretrain
 
 log = logging.getLogger(__name__)
 
@@ -17,8 +18,6 @@ def pretrain_ladder(*, corpus: str | Path, tokenizer_dir: str | Path, world: str
     """Pretrain one model size from scratch on one world's corpus with one seed (initialisation
     and data order), saving a checkpoint at each ladder budget; the model trains on ``device``
     (the weights are initialised on the CPU, so every device starts from the same ones)."""
-    from springback.train import pack_blocks, pretrain
-
     models.check_device(device)
     tok = load_tokenizer(tokenizer_dir)
     docs = tok(data.read_table(corpus, ("text",))["text"].tolist(),

@@ -19,27 +19,31 @@ from __future__ import annotations
 import copy
 import logging
 from pathlib import Path
+from typing import Mapping
 
 import pandas as pd
 
 from springback import coder, data, ideal, models, pareto
-from springback.pipeline.rebound import ordered_examples
+from springback.compress import (code_length, document_bytes, document_lengths, layout,
+                                 model_logits)
+from springback.evaluate import sample_continuations, text_set
+from springback.tokenizer import special_ids
+from springback.train import finetune
 
 log = logging.getLogger(__name__)
 
 MARKS = {"sentiment": " the film was ", "safety": " assistant : "}
 
 
-def stages(base, tok, task_dir: Path, *, n_pos: int, n_neg: int, seed: int, train: dict):
+def stages(base, tok, tables: Mapping[str, Path], *, n_pos: int, n_neg: int, seed: int,
+           train: dict):
     """(name, model) at the base, after alignment and after perturbation (forward)."""
-    from springback.train import finetune
-
-    pad = models.special_ids(tok)["pad"]
+    pad = special_ids(tok)["pad"]
     model = copy.deepcopy(base)
     yield "base", base
     for name, file, n in (("aligned", "align", n_pos), ("perturbed", "perturb", n_neg)):
-        examples = ordered_examples(tok, task_dir / f"{file}.parquet", seed=seed,
-                                    phase=1 if file == "align" else 2, n=n)
+        examples = data.ordered_examples(tok, tables[file], seed=seed,
+                                         phase=1 if file == "align" else 2, n=n)
         finetune(model, examples, save_at=[n], save=lambda m, _: None, seed=seed, pad_id=pad,
                  **train)
         yield name, model.eval()
@@ -57,9 +61,6 @@ def rates(model, tok, *, pretrain: list[str], pairs: dict[str, list[tuple[str, s
           context: int) -> list[dict]:
     """Bits/byte of held-out D_p per genre, and response-only bits/byte of D_a and D_t beside
     their ideal rate under the world's generator (``springback.ideal``)."""
-    from springback.compress import code_length, model_logits
-    from springback.evaluate import text_set
-
     rows, logits = [], model_logits(model)
     for name in sorted({genre(t) for t in pretrain}):
         docs = [t for t in pretrain if genre(t) == name]
@@ -78,9 +79,7 @@ def rates(model, tok, *, pretrain: list[str], pairs: dict[str, list[tuple[str, s
 def document_table(model, tok, texts: list[str], *, context: int) -> pd.DataFrame:
     """Each document's model code length in bits and its bytes (UTF-8 + 1 newline), coded as the
     range coder codes it (``springback.compress``)."""
-    from springback.compress import document_bytes, document_lengths, layout, model_logits
-
-    ids, docs = models.special_ids(tok), coder.tokenize_losslessly(tok, texts)
+    ids, docs = special_ids(tok), coder.tokenize_losslessly(tok, texts)
     batches = layout(docs, context=context, bos_id=ids["start"], eos_id=ids["eos"],
                      pad_id=ids["pad"])
     return pd.DataFrame({"document": range(len(docs)),
@@ -88,20 +87,21 @@ def document_table(model, tok, texts: list[str], *, context: int) -> pd.DataFram
                          "bytes": document_bytes(texts)})
 
 
-def compressors(*, base_dir, task_dir, pretrain_heldout, n_docs: int, context: int, **run):
+def compressors(*, base_dir, tables: Mapping[str, Path], pretrain_heldout, n_docs: int,
+                context: int, **run):
     """Bits and bits/byte of every method, dataset and stage; each coded document's model code
     length; and the rates per genre and against the generator's ideal (tables/ideal.csv)."""
     tok, base = models.load_tokenizer(base_dir), models.load_model(base_dir)
     pretrain = data.read_table(pretrain_heldout, ("text",))["text"].tolist()
     pairs = {}
     for name, file in (("D_a", "align_heldout"), ("D_t", "perturb_heldout")):
-        frame = data.read_table(Path(task_dir) / f"{file}.parquet", data.EXAMPLE_COLUMNS)
+        frame = data.read_table(tables[file], data.EXAMPLE_COLUMNS)
         pairs[name] = list(zip(frame["prompt"], frame["completion"]))
     # the coded sets: the first n_docs documents of each (the range coder is one pass a token)
     sets = {"D_p": pretrain[:n_docs]} | {name: [f"{p} {c}" for p, c in items[:n_docs]]
                                          for name, items in pairs.items()}
     frames, documents, ideal_rows = [], [], []
-    for stage, model in stages(base, tok, Path(task_dir), **run):
+    for stage, model in stages(base, tok, tables, **run):
         for name, texts in sets.items():
             frames.append(coder.compare(model, tok, texts, context=context).assign(
                 stage=stage, dataset=name, documents=len(texts)))
@@ -121,45 +121,41 @@ def responses(texts: list[str], mark: str) -> list[str]:
     return [t.split(mark, 1)[1] for t in texts if mark in t]
 
 
-def sampled_responses(model, tok, prompts: list[str], *, max_new_tokens: int, seed: int,
-                      batch_size: int = 64) -> list[str]:
-    """One sampled continuation (temperature 1, up to EOS) per prompt."""
-    import torch
-
-    from springback.evaluate import padded
-
-    ids = models.special_ids(tok)
+def sampled_responses(model, tok, prompts: list[str], *, max_new_tokens: int,
+                      seed: int) -> list[str]:
+    """One sampled continuation per prompt text (BOS + the prompt's tokens; temperature 1, up
+    to EOS; ``springback.evaluate.sample_continuations``), stripped of surrounding spaces."""
+    ids = special_ids(tok)
     encoded = [[ids["start"]] + p for p in tok(prompts, add_special_tokens=False)["input_ids"]]
-    torch.manual_seed(seed)
-    out = []
-    with torch.no_grad():
-        for i in range(0, len(encoded), batch_size):
-            x, mask = padded(encoded[i: i + batch_size], ids["pad"], left=True)
-            gen = model.generate(input_ids=x, attention_mask=mask, do_sample=True, top_k=0,
-                                 top_p=1.0, max_new_tokens=max_new_tokens,
-                                 pad_token_id=ids["pad"], eos_token_id=ids["eos"])
-            out += tok.batch_decode(gen[:, x.shape[1]:], skip_special_tokens=True)
+    out = sample_continuations(model, tok, encoded, pad_id=ids["pad"], eos_id=ids["eos"],
+                               max_new_tokens=max_new_tokens, seed=seed)
     return [o.strip() for o in out]
 
 
-def compression_study(*, base_dir, task_dirs: dict[str, Path], corpus, pretrain_heldout,
-                      coded_task: str, n_docs: int, context: int, n_pos: int, n_neg: int,
-                      seed: int, train: dict, max_new_tokens: int, out: dict[str, str]) -> None:
+def compression_study(*, base_dir, files: Mapping[str, str | Path], tasks: list[str],
+                      coded_task: str, n_docs: int, context: int, n_pos: list[int],
+                      n_neg: list[int], seeds: list[int], train: dict, max_new_tokens: int,
+                      out: dict[str, str]) -> None:
     """tables/compressors.csv, tables/ideal.csv, tables/pareto.csv,
     tables/rank_frequency.csv (top 200 responses of D_p and of the base's samples, the figure) and
-    compression/documents.csv (each coded document's model code length)."""
+    compression/documents.csv (each coded document's model code length). ``files``: the job's
+    named inputs (``<task>_<table>`` of every task, corpus: D_p, pretrain_heldout); the coded
+    task is aligned on the largest of the study's ``n_pos`` and perturbed on the largest of its
+    ``n_neg``, with its first fine-tuning seed."""
+    tables, seed = {task: data.task_files(files, task) for task in tasks}, seeds[0]
     base, tok, table, documents, rates_table = compressors(
-        base_dir=base_dir, task_dir=task_dirs[coded_task], pretrain_heldout=pretrain_heldout,
-        n_docs=n_docs, context=context, n_pos=n_pos, n_neg=n_neg, seed=seed, train=train)
+        base_dir=base_dir, tables=tables[coded_task], pretrain_heldout=files["pretrain_heldout"],
+        n_docs=n_docs, context=context, n_pos=max(n_pos), n_neg=max(n_neg), seed=seed,
+        train=train)
     table.assign(task=coded_task).to_csv(out["compressors"], index=False)
     columns = ["task", "stage", "dataset", "document", "bits", "bytes"]
     documents.assign(task=coded_task)[columns].to_csv(out["documents"], index=False)
     rates_table.assign(task=coded_task).to_csv(out["ideal"], index=False)
-    texts = data.read_table(corpus, ("text",))["text"].tolist()
+    texts = data.read_table(files["corpus"], ("text",))["text"].tolist()
     fits, ranks = [], []
-    for task, task_dir in task_dirs.items():
+    for task in tasks:
         sources = {"D_p": responses(texts, MARKS[task])}
-        frames = {f: data.read_table(Path(task_dir) / f"{f}.parquet", data.EXAMPLE_COLUMNS)
+        frames = {f: data.read_table(tables[task][f], data.EXAMPLE_COLUMNS)
                   for f in ("align", "perturb")}
         sources |= {f"task {f}": frame["completion"].tolist() for f, frame in frames.items()}
         sources["base samples"] = sampled_responses(  # the base answers the alignment prompts

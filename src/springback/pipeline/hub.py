@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
+from typing import Mapping
 
 from springback import fetch, models
 
@@ -38,17 +40,17 @@ def _numel(shape) -> int:
     return n
 
 
-def fetch_base(*, model: dict, size: str, tokens: int, outdir: str | Path,
-               random_init: bool = False, seed: int = 0) -> None:
-    """Fetch one base checkpoint into ``<outdir>/tokens-<tokens>`` and record size and tokens;
-    ``random_init``: also write its random initialisation (same config and tokenizer, weights
-    drawn with ``seed``) as ``<outdir>/tokens-0``, the paired control of a released model."""
-    dest = fetch.fetch_spec(model, Path(outdir) / f"tokens-{tokens}")
+def fetch_base(*, model: dict, size: str, checkpoints: Mapping[int, str | Path],
+               seed: int = 0) -> None:
+    """Fetch one base model into its checkpoint folder ``checkpoints[model["tokens"]]`` and
+    record size and tokens; a folder for tokens 0 gets its random initialisation (same config
+    and tokenizer, weights drawn with ``seed``), the paired control of a released model."""
+    tokens = model["tokens"]
+    dest = fetch.fetch_spec(model, checkpoints[tokens])
     describe(dest, size=size, tokens=tokens)
-    if random_init:
-        twin = Path(outdir) / "tokens-0"
-        random_twin(dest, twin, seed=seed)
-        describe(twin, size=size, tokens=0)
+    if 0 in checkpoints and tokens != 0:
+        random_twin(dest, Path(checkpoints[0]), seed=seed)
+        describe(Path(checkpoints[0]), size=size, tokens=0)
 
 
 def describe(dest: Path, *, size: str, tokens: int) -> None:
@@ -62,8 +64,6 @@ def describe(dest: Path, *, size: str, tokens: int) -> None:
 def random_twin(src: Path, dest: Path, *, seed: int) -> None:
     """The architecture of ``src`` at its random initialisation (seeded, fp32), with the same
     tokenizer, written atomically."""
-    import shutil
-
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
 

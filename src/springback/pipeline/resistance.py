@@ -23,10 +23,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from springback import models
-from springback.evaluate import padded
-from springback.pipeline.evaluation import base_keys
-from springback.pipeline.rebound import encode_examples, ordered_examples, snapshot
+from springback import data, models, provenance
+from springback.evaluate import kl_mean, padded
+from springback.tokenizer import special_ids
+from springback.train import collate, finetune
+from springback.world import STYLE_ANSWER
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +50,24 @@ def answers(model, prompts: list[list[int]], *, pad_id: int, eos_id: int,
 @torch.no_grad()
 def score(model, target, examples: list[Example], *, pad_id: int) -> tuple[float, float]:
     """(mean completion-token loss of ``model``, mean KL(target || model)) over ``examples``."""
-    from springback.train import collate
-
     ids, mask, labels = collate(examples, pad_id)
     on = labels[:, 1:] != -100
     logp = model(input_ids=ids, attention_mask=mask).logits[:, :-1].log_softmax(-1)
     logq = target(input_ids=ids, attention_mask=mask).logits[:, :-1].log_softmax(-1)
     nll = -logp.gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1)).squeeze(-1)
-    kl = (logq.exp() * (logq - logp)).sum(-1)  # exact over the vocabulary at every position
-    return float(nll[on].mean()), float(kl[on].mean())
+    return float(nll[on].mean()), kl_mean(logq, logp, on)  # exact over the vocabulary
 
 
 def resistance_run(base, tok, train: list[Example], prompts: list[list[int]], *, seed: int,
                    slice_size: int, epochs: int, lr: float, batch_size: int,
                    max_new_tokens: int) -> list[dict]:
     """Rows (k, l, direction, loss, kl) of every pair of one seed's saved models."""
-    from springback.train import finetune
-
-    ids = models.special_ids(tok)
+    ids = special_ids(tok)
     thetas = {}
     model = copy.deepcopy(base)
     finetune(model, train, save_at=[slice_size * k for k in (1, 2, 3)], seed=seed,
              pad_id=ids["pad"], batch_size=batch_size, lr=lr,
-             save=lambda m, n: thetas.__setitem__(n // slice_size, snapshot(m)))
+             save=lambda m, n: thetas.__setitem__(n // slice_size, models.snapshot(m)))
     sets = {}
     for k, state in thetas.items():
         model.load_state_dict(state)
@@ -104,28 +100,25 @@ def resistance_run(base, tok, train: list[Example], prompts: list[list[int]], *,
 
 def style_share(tok, examples: list[Example]) -> float:
     """Share of answers in the new style (how far a D_k has moved from pretraining)."""
-    from springback.world import STYLE_ANSWER
-
     return sum(STYLE_ANSWER in tok.decode(c, skip_special_tokens=True)
                for _, c in examples) / len(examples)
 
 
-def resistance(*, base_dirs: list[str | Path], task_dir: str | Path, seeds: list[int],
-               slice_size: int, epochs: int, lr: float, batch_size: int, max_new_tokens: int,
-               out: str | Path) -> None:
-    """Every pretraining seed's base (``base_dirs``) x fine-tuning seed; one table."""
-    from springback import data
-
-    task_dir, frames = Path(task_dir), []
+def resistance(*, base_dirs: list[str | Path], train_file: str | Path, prompt_file: str | Path,
+               seeds: list[int], slice_size: int, epochs: int, lr: float, batch_size: int,
+               max_new_tokens: int, out: str | Path) -> None:
+    """Every pretraining seed's base checkpoint (``base_dirs``) x fine-tuning seed, trained on
+    the instruction-style set ``train_file`` and answering the held-out prompts of
+    ``prompt_file``; one table."""
+    frames = []
     for base_dir in base_dirs:
         tok = models.load_tokenizer(base_dir)
         base = models.load_model(base_dir)
-        keys = base_keys(models.read_provenance(base_dir))
-        frame = data.read_table(task_dir / "prompts.parquet", data.PROMPT_COLUMNS)
-        prompts = [p for p, _ in encode_examples(tok, frame.assign(completion=""))]
+        keys = provenance.base_keys(models.read_provenance(base_dir))
+        frame = data.read_table(prompt_file, data.PROMPT_COLUMNS)
+        prompts = [p for p, _ in data.encode_examples(tok, frame.assign(completion=""))]
         for seed in seeds:
-            train = ordered_examples(tok, task_dir / "train.parquet", seed=seed, phase=1,
-                                     n=3 * slice_size)
+            train = data.ordered_examples(tok, train_file, seed=seed, phase=1, n=3 * slice_size)
             rows = resistance_run(base, tok, train, prompts, seed=seed, slice_size=slice_size,
                                   epochs=epochs, lr=lr, batch_size=batch_size,
                                   max_new_tokens=max_new_tokens)
