@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "study_floor.py"
@@ -48,7 +49,10 @@ def expected_floor(checkpoints: pd.DataFrame, units: dict) -> dict[str, float]:
     jobs = ladder.groupby(["world", "size", "pretrain_seed"])["pretrain_tokens"].max()
     pretrain = sum(tokens * next(v["pretrain_token"] for (size_, _), v in unit.items()
                                  if size_ == size) for (_, size, _), tokens in jobs.items())
-    rebound = checkpoints[checkpoints["algo"] == "sft"]
+    # the rebound jobs' runs: plain SFT, less the mitigation experiment's plain-SFT arm (its own
+    # base, outside the floor's stages, like the other arms and the algorithms)
+    arm = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())["mitigation"]["tokens"]
+    rebound = checkpoints[(checkpoints["algo"] == "sft") & (checkpoints["pretrain_tokens"] != arm)]
     n_pos, n_neg = sorted(rebound["n_pos"].unique()), rebound["n_neg"].max()
     per_run = max(n_pos) + len(n_pos) * n_neg
     runs = rebound.groupby(["size", "task"])[["role", "world", "pretrain_tokens",

@@ -1,10 +1,11 @@
 """Reliability of the smoke study: deterministic, offline, and resumable after a hard kill.
 
-Two runs of the smoke study: the session's shared clean run (conftest.py) and one with the
-network blocked in every Python process that is killed (SIGKILL to its whole process group) while
-it fine-tunes, then resumed (still offline) with --rerun-incomplete. Both must give byte-identical
-tables/checkpoints.csv, tables/prompts.parquet and claims.csv. The second runs from the unpacked
-reproducibility archive (tests/test_archive.py reads it too), so one run tests both.
+Two runs of the smoke study: the session's shared clean run (conftest.py) and one, of the main
+base's rebound jobs only (tests/killed.py), with the network blocked in every Python process that
+is killed (SIGKILL to its whole process group) while it fine-tunes, then resumed (still offline)
+with --rerun-incomplete. Both must give byte-identical job outputs (metrics.csv and
+prompts.parquet of each rebound job). The second runs from the unpacked reproducibility archive
+(tests/test_archive.py reads it too), so one run tests both.
 """
 
 from __future__ import annotations
@@ -13,9 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from killed import incomplete_models
-
-OUTPUTS = ("tables/checkpoints.csv", "tables/prompts.parquet", "claims.csv")
+from killed import OUTPUTS, incomplete_models
 
 
 def outputs(workdir: Path) -> dict[str, bytes]:
