@@ -48,16 +48,21 @@ def mitigation(*, base_dir: str | Path, files: Mapping[str, str | Path], tasks: 
         n_neg=n_neg, eval_cfg=eval_cfg, runtime=runtime, params=params)
     tables = {task: data.task_files(files, task) for task in tasks}
     attack = runs.SFT(tok, train)
+    contrary, replay = {}, {}  # read and encoded once per run / seed, shared by every arm
+    for task, direction, seed in runs.job_runs(tasks, directions, seeds):
+        second = data.phase_files(tables[task], direction)[1]
+        pool = data.ordered_examples(tok, second, seed=seed, phase=2,
+                                     n=len(data.read_table(second, data.EXAMPLE_COLUMNS)))
+        contrary[task, direction, seed] = contrary_pool(pool, max(n_neg))
+    if any(arm["kind"] == "replay" for arm in arms):
+        replay = {seed: replay_documents(tok, files["pretrain"], seed=seed, context=context)
+                  for seed in seeds}
     for arm in arms:
         label = arm_label(arm)
         for task, direction, seed in runs.job_runs(tasks, directions, seeds):
-            second = data.phase_files(tables[task], direction)[1]
-            pool = data.ordered_examples(tok, second, seed=seed, phase=2,
-                                         n=len(data.read_table(second, data.EXAMPLE_COLUMNS)))
-            replay = (replay_documents(tok, files["pretrain"], seed=seed, context=context)
-                      if arm["kind"] == "replay" else ())
-            align = runs.SFT(tok, train, arm_tuner(arm, replay=replay,
-                                                   contrary=contrary_pool(pool, max(n_neg))))
+            align = runs.SFT(tok, train, arm_tuner(
+                arm, replay=replay.get(seed, ()) if arm["kind"] == "replay" else (),
+                contrary=contrary[task, direction, seed]))
             runs.run(Trainable(base), record, attack, align=align, tables=tables[task],
                      n_pos=n_pos, n_neg=n_neg,
                      key={"algo": label, "task": task, "direction": direction, "seed": seed})
