@@ -65,6 +65,9 @@ compression/documents.csv) can take both from another study of the same world an
 
 Run after a study: .venv/bin/python benchmarks/precision.py results/toy [--boot 200]
     [--out precision.csv] [--documents STUDY_DIR] [--repeats 5] [--config config/config.yaml]
+It writes <out> (every row), <out>_summary.csv (per knob setting), <out>_cost.csv (the cost
+model) and <out stem>.md (the summary and the study's own half-widths against the config's
+precision targets, as docs/performance.md includes them).
 """
 
 from __future__ import annotations
@@ -656,6 +659,53 @@ def summary(table: pd.DataFrame, tolerance: float = 0.10,
         one, include_groups=False).reset_index()
 
 
+def md_table(frame: pd.DataFrame) -> str:
+    """A GitHub markdown table (numbers to 3 significant figures, NaN empty)."""
+    def cell(v):
+        if isinstance(v, (bool, np.bool_)):
+            return "yes" if v else "no"
+        if isinstance(v, (float, np.floating)):
+            return "" if not np.isfinite(v) else f"{v:.3g}"
+        return str(v)
+    lines = ["| " + " | ".join(frame.columns) + " |", "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def full_design(full: pd.DataFrame, targets: dict) -> pd.DataFrame:
+    """Per claim, the study's own 95 % CI half-widths (at the sweeps' replicates): rows with a
+    CI, their median and largest, the largest over the main world's SFT rows (a claim without
+    such rows, E3: over all its rows), and whether that meets the config's target."""
+    f = finish([full.assign(knob="study", setting="full")])
+    rows = []
+    for claim, g in f.groupby("claim", sort=True):
+        w = g["half_width"].dropna()
+        main = g[g["condition"].str.startswith("main/") & g["condition"].str.contains("/sft/")]
+        target = targets.get(claim, np.nan)
+        worst = (main if main["half_width"].notna().any() else g)["half_width"].max()
+        rows.append({"claim": claim, "rows": len(g), "with CI": len(w),
+                     "median half-width": w.median(), "largest": w.max(),
+                     "largest, main SFT": worst, "target": target,
+                     "met": ("" if not np.isfinite(target) else
+                             "yes" if worst <= target else "no")})
+    return pd.DataFrame(rows)
+
+
+def markdown(brief: pd.DataFrame, design: pd.DataFrame, *, boot: int, full_cost: float) -> str:
+    """The two tables docs/performance.md quotes: the study's half-widths per claim against its
+    targets, and every knob setting's width ratios and cost."""
+    knobs = brief.rename(columns={
+        "cost_job_seconds": "job-s", "cost_ratio": "x cost", "median_ratio": "median width x",
+        "max_ratio": "largest width x", "lost_ci": "CIs lost", "max_abs_shift": "largest shift",
+        "within": "all within 10 %", "targets_met": "targets met"})
+    return (f"<!-- written by benchmarks/precision.py; do not edit by hand -->\n\n"
+            f"The study's own half-widths ({boot} replicates), per claim:\n\n"
+            f"{md_table(design)}\n\nEvery knob setting (full design {full_cost:.0f} "
+            f"job-seconds; width x = half-width / the full design's; shift in full "
+            f"half-widths):\n\n{md_table(knobs)}\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("study", type=Path, help="a finished study folder (results/<study>)")
@@ -717,6 +767,9 @@ def main() -> None:
     constants.to_csv(args.out.with_name(f"{args.out.stem}_cost.csv"), index=False)
     brief = summary(table, targets=cfg.get("precision") or {})
     brief.to_csv(args.out.with_name(f"{args.out.stem}_summary.csv"), index=False)
+    args.out.with_suffix(".md").write_text(markdown(
+        brief, full_design(full, cfg.get("precision") or {}), boot=args.boot,
+        full_cost=full_cost))
     with pd.option_context("display.width", 200, "display.max_rows", 200,
                            "display.max_columns", 20):
         print("cost model constants:\n", constants.to_string(index=False))

@@ -95,6 +95,10 @@ WILDCARDS = {"world": "{world}", "size": "{size}", "pseed": "{pseed}", "tokens":
 TREND_FIGURES = {"size": ["size_trend"], "volume": ["volume_trend"], "prior": ["prior_shift"],
                  "resistance": ["resistance"], "compression": ["compressors", "rank_frequency"],
                  "algorithms": ["algorithms"], "mitigation": ["mitigation"]}
+# The experiment figures drawn from the aggregated tables alone (rule table_figures, beside the
+# claims job); the others draw the claims job's tables (rule figures). As springback.plots'
+# table_figures and claim_figures build them.
+TABLE_FIGURES = {"prior_shift", "compressors", "rank_frequency", "algorithms"}
 
 
 def base_model(unit=WILDCARDS):
@@ -211,11 +215,13 @@ def compression_tables():
     return [f"results/{{study}}/tables/{n}.csv" for n in ("compressors", "rank_frequency")]
 
 
-def trend_figures():
+def trend_figures(kind=None):
     """Figures of the size, volume, prior, resistance, compression and algorithms experiments
-    the study runs, and (toy) the theorem's."""
-    return [n for e, names in TREND_FIGURES.items() if e in RUN["experiments"]
-            for n in names] + RUN["figures"]
+    the study runs, and (toy) the theorem's: all of them, or the "tables" or "claims" set
+    (``kind``), as TABLE_FIGURES splits them."""
+    names = [n for e, names in TREND_FIGURES.items() if e in RUN["experiments"]
+             for n in names] + RUN["figures"]
+    return [n for n in names if kind is None or (n in TABLE_FIGURES) == (kind == "tables")]
 
 
 def pair_files(study="{study}"):

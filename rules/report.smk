@@ -107,22 +107,12 @@ rule claims:
         "../workflow/scripts/claims.py"
 
 
-rule figures:
+rule table_figures:
     input:
         checkpoints=rules.aggregate.output.checkpoints,
         curves=rules.aggregate.output.curves,
-        elasticity=rules.claims.output.elasticity,
-        trends=rules.claims.output.trends,
-        resistance_summary=rules.claims.output.resistance_summary,
-        theorem=rules.claims.output.theorem,
-        claims=rules.claims.output.claims,
         compression=compression_tables(),
     output:
-        rebound=report(
-            expand("results/{{study}}/figures/rebound_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
-            caption="../report/rebound.rst",
-            category="Rebound",
-        ),
         compression=report(
             expand("results/{{study}}/figures/compression_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
             caption="../report/compression.rst",
@@ -144,13 +134,52 @@ rule figures:
             category="Pretraining",
         ),
         trends=report(
-            expand("results/{{study}}/figures/{name}.{ext}", name=trend_figures(), ext=["png", "pdf"]),
+            expand("results/{{study}}/figures/{name}.{ext}", name=trend_figures("tables"), ext=["png", "pdf"]),
             caption="../report/trend_figures.rst",
             category="Size, volume and resistance",
         ),
     params:
         code=code_hash("figures"),
         tasks=REBOUND["tasks"],
+        kind="tables",
+    log:
+        "results/{study}/logs/table_figures.log",
+    benchmark:
+        "results/{study}/benchmarks/table_figures.tsv"
+    threads: 1
+    resources:
+        mem_mb=scaled_mem(2000),
+        runtime=10,
+    conda:
+        "../envs/plot.yaml"
+    script:
+        "../workflow/scripts/figures.py"
+
+
+rule figures:
+    input:
+        checkpoints=rules.aggregate.output.checkpoints,
+        curves=rules.aggregate.output.curves,
+        elasticity=rules.claims.output.elasticity,
+        trends=rules.claims.output.trends,
+        resistance_summary=rules.claims.output.resistance_summary,
+        theorem=rules.claims.output.theorem,
+        claims=rules.claims.output.claims,
+    output:
+        rebound=report(
+            expand("results/{{study}}/figures/rebound_{task}.{ext}", task=REBOUND["tasks"], ext=["png", "pdf"]),
+            caption="../report/rebound.rst",
+            category="Rebound",
+        ),
+        trends=report(
+            expand("results/{{study}}/figures/{name}.{ext}", name=trend_figures("claims"), ext=["png", "pdf"]),
+            caption="../report/trend_figures.rst",
+            category="Size, volume and resistance",
+        ),
+    params:
+        code=code_hash("figures"),
+        tasks=REBOUND["tasks"],
+        kind="claims",
     log:
         "results/{study}/logs/figures.log",
     benchmark:
@@ -169,6 +198,7 @@ rule manifest:
     input:
         claims=rules.claims.output,
         figures=rules.figures.output,
+        table_figures=rules.table_figures.output,
         tables=rules.aggregate.output,
         pairs=pair_reports,
     output:

@@ -204,3 +204,20 @@ def test_evaluation_log_lines_with_and_without_the_text_split(precision, tmp_pat
                    "checkpoint\n")
     assert np.isnan(precision.eval_line(log)["text_s"])
     assert precision.eval_line(tmp_path / "missing.log") == {}
+
+
+def test_full_design_table_checks_the_targets(precision, tables):
+    """The per-claim table of the study's own half-widths marks a target missed exactly when the
+    largest main-world SFT half-width exceeds it, and the markdown carries every claim."""
+    full = precision.claim_widths(tables, n_boot=100, opts={})
+    worst = precision.full_design(full, {})
+    claim = worst.dropna(subset=["largest, main SFT"]).iloc[0]
+    width = claim["largest, main SFT"]
+    design = precision.full_design(full, {claim["claim"]: width * 2}).set_index("claim")
+    assert design.loc[claim["claim"], "met"] == "yes"
+    design = precision.full_design(full, {claim["claim"]: width / 2}).set_index("claim")
+    assert design.loc[claim["claim"], "met"] == "no"
+    assert (design["largest"] >= design["median half-width"]).all()
+    text = precision.markdown(pd.DataFrame({"knob": ["prompts"], "cost_ratio": [0.5]}),
+                              design.reset_index(), boot=100, full_cost=10)
+    assert all(f"| {c} |" in text for c in design.index)

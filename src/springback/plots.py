@@ -453,26 +453,18 @@ def mitigation_plot(claims: pd.DataFrame, checkpoints: pd.DataFrame) -> p9.ggplo
                                        strip_text_y=p9.element_text(size=6)))
 
 
-def build_figures(*, checkpoints: pd.DataFrame, curves: pd.DataFrame,
-                  elasticity: pd.DataFrame, trends: pd.DataFrame,
-                  resistance_summary: pd.DataFrame, theorem: pd.DataFrame, claims: pd.DataFrame,
-                  tasks: list[str], compression: tuple[pd.DataFrame, ...] = ()
-                  ) -> dict[str, p9.ggplot]:
-    """Every figure of a study by its file stem, from the study's tables (``compression``: the
-    compressors and rank-frequency tables, when the study runs that experiment). The curve
-    figures are SFT's; other algorithms have their heatmaps."""
+def table_figures(*, checkpoints: pd.DataFrame, curves: pd.DataFrame, tasks: list[str],
+                  compression: tuple[pd.DataFrame, ...] = ()) -> dict[str, p9.ggplot]:
+    """The figures drawn from the aggregated tables alone, by file stem: they need no claims,
+    so their job runs beside the claims job (``compression``: the compressors and rank-frequency
+    tables, when the study runs that experiment). The curve figures are SFT's; other algorithms
+    have their heatmaps."""
     style = study_style(curves, checkpoints)
-    metric = elasticity["metric"].iloc[0] if len(elasticity) else "logodds"
-    sft, sft_stats = curves[curves["algo"] == "sft"], elasticity[elasticity["algo"] == "sft"]
-    plots = {"size_trend": trend_plot(trends, "parameters"),
-             "volume_trend": trend_plot(trends, "tokens"),
-             "resistance": resistance_plot(resistance_summary),
-             "theorem": theorem_plot(theorem, claims), "algorithms": algorithms_plot(curves),
-             "mitigation": mitigation_plot(claims, checkpoints),
-             "prior_shift": prior_plot(curves), "cue_gap": cue_gap_plot(sft, style),
-             "ladder": ladder_plot(checkpoints), "kl_rebound": kl_plot(sft, style)}
+    sft = curves[curves["algo"] == "sft"]
+    plots = {"algorithms": algorithms_plot(curves), "prior_shift": prior_plot(curves),
+             "cue_gap": cue_gap_plot(sft, style), "ladder": ladder_plot(checkpoints),
+             "kl_rebound": kl_plot(sft, style)}
     for task in tasks:
-        plots[f"rebound_{task}"] = rebound_plot(sft, sft_stats, task, style, metric)
         plots[f"compression_{task}"] = compression_plot(sft, task, style)
     if compression:
         plots["compressors"] = compressors_plot(compression[0])
@@ -480,17 +472,43 @@ def build_figures(*, checkpoints: pd.DataFrame, curves: pd.DataFrame,
     return plots
 
 
-def figures(*, checkpoints: str, curves: str, elasticity: str, trends: str,
-            resistance_summary: str, theorem: str, claims: str, tasks: list[str],
-            out: dict[str, list[str]], compression: list[str] = ()) -> None:
-    """Write every declared figure: each output list holds (png, pdf) pairs, and a file's stem
-    names its figure (``build_figures``)."""
-    plots = build_figures(
-        checkpoints=pd.read_csv(checkpoints), curves=pd.read_csv(curves),
-        elasticity=pd.read_csv(elasticity), trends=pd.read_csv(trends),
-        resistance_summary=pd.read_csv(resistance_summary), theorem=pd.read_csv(theorem),
-        claims=pd.read_csv(claims), tasks=tasks,
-        compression=tuple(pd.read_csv(c) for c in compression))
+def claim_figures(*, checkpoints: pd.DataFrame, curves: pd.DataFrame,
+                  elasticity: pd.DataFrame, trends: pd.DataFrame,
+                  resistance_summary: pd.DataFrame, theorem: pd.DataFrame, claims: pd.DataFrame,
+                  tasks: list[str]) -> dict[str, p9.ggplot]:
+    """The figures that draw the claims job's tables, by file stem."""
+    style = study_style(curves, checkpoints)
+    metric = elasticity["metric"].iloc[0] if len(elasticity) else "logodds"
+    sft, sft_stats = curves[curves["algo"] == "sft"], elasticity[elasticity["algo"] == "sft"]
+    plots = {"size_trend": trend_plot(trends, "parameters"),
+             "volume_trend": trend_plot(trends, "tokens"),
+             "resistance": resistance_plot(resistance_summary),
+             "theorem": theorem_plot(theorem, claims),
+             "mitigation": mitigation_plot(claims, checkpoints)}
+    for task in tasks:
+        plots[f"rebound_{task}"] = rebound_plot(sft, sft_stats, task, style, metric)
+    return plots
+
+
+FIGURE_SETS = {"tables": table_figures, "claims": claim_figures}
+
+
+def build_figures(*, compression: tuple[pd.DataFrame, ...] = (), **tables) -> dict[str, p9.ggplot]:
+    """Every figure of a study by its file stem, from the study's tables (the keywords of
+    ``claim_figures``, plus ``compression``)."""
+    shared = {k: tables[k] for k in ("checkpoints", "curves", "tasks")}
+    return table_figures(**shared, compression=compression) | claim_figures(**tables)
+
+
+def figures(kind: str, *, tasks: list[str], out: dict[str, list[str]],
+            compression: list[str] = (), **tables: str) -> None:
+    """Write the declared figures of one set (``FIGURE_SETS``: "tables" or "claims") from the
+    CSV files its builder reads: each output list holds (png, pdf) pairs, and a file's stem names
+    its figure."""
+    frames = {key: pd.read_csv(path) for key, path in tables.items()}
+    if kind == "tables":
+        frames["compression"] = tuple(pd.read_csv(c) for c in compression)
+    plots = FIGURE_SETS[kind](tasks=tasks, **frames)
     for files in out.values():
         for png, pdf in zip(files[::2], files[1::2]):
             save(plots[Path(png).stem], png, pdf)

@@ -7,15 +7,11 @@ start(snakemake.log[0])
 
 from springback.plots import figures
 
+tables = {key: path for key, path in snakemake.input.items() if key != "compression"}
 figures(
-    checkpoints=snakemake.input.checkpoints,
-    curves=snakemake.input.curves,
-    elasticity=snakemake.input.elasticity,
-    trends=snakemake.input.trends,
-    resistance_summary=snakemake.input.resistance_summary,
-    theorem=snakemake.input.theorem,
-    claims=snakemake.input.claims,
-    compression=list(snakemake.input.compression),
+    snakemake.params.kind,
     tasks=snakemake.params.tasks,
     out={key: list(files) for key, files in snakemake.output.items()},
+    compression=list(snakemake.input.get("compression", [])),
+    **tables,
 )
