@@ -673,10 +673,12 @@ def md_table(frame: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def full_design(full: pd.DataFrame, targets: dict) -> pd.DataFrame:
+def full_design(full: pd.DataFrame, targets: dict, main_base: str = "") -> pd.DataFrame:
     """Per claim, the study's own 95 % CI half-widths (at the sweeps' replicates): rows with a
     CI, their median and largest, the largest over the main world's SFT rows (a claim without
-    such rows, E3: over all its rows), and whether that meets the config's target."""
+    such rows, E3: over all its rows), and whether that meets the config's target; with
+    ``main_base`` (a condition prefix, e.g. "main/s/3000000/sft/"), also the largest over that
+    base's rows, the rebound experiment's effect."""
     f = finish([full.assign(knob="study", setting="full")])
     rows = []
     for claim, g in f.groupby("claim", sort=True):
@@ -684,12 +686,23 @@ def full_design(full: pd.DataFrame, targets: dict) -> pd.DataFrame:
         main = g[g["condition"].str.startswith("main/") & g["condition"].str.contains("/sft/")]
         target = targets.get(claim, np.nan)
         worst = (main if main["half_width"].notna().any() else g)["half_width"].max()
+        base = g[g["condition"].str.startswith(main_base)]["half_width"].max() \
+            if main_base else np.nan
         rows.append({"claim": claim, "rows": len(g), "with CI": len(w),
                      "median half-width": w.median(), "largest": w.max(),
                      "largest, main SFT": worst, "target": target,
                      "met": ("" if not np.isfinite(target) else
-                             "yes" if worst <= target else "no")})
+                             "yes" if worst <= target else "no"),
+                     "largest, main base": base,
+                     "met there": ("" if not (np.isfinite(target) and np.isfinite(base)) else
+                                   "yes" if base <= target else "no")})
     return pd.DataFrame(rows)
+
+
+def main_base(cfg: dict) -> str:
+    """The condition prefix of the rebound experiment's effect: its first base, main world, SFT."""
+    base = cfg["rebound"]["bases"][0]
+    return f"{base.get('world', 'main')}/{base['size']}/{base['tokens']}/sft/"
 
 
 def markdown(brief: pd.DataFrame, design: pd.DataFrame, *, boot: int, full_cost: float) -> str:
@@ -719,6 +732,9 @@ def main() -> None:
     parser.add_argument("--config", type=Path, default=Path("config/config.yaml"),
                         help="the study's config (its claims section, evaluate.bootstrap)")
     parser.add_argument("--knobs", nargs="*", default=None, help="only these knobs")
+    parser.add_argument("--rows", type=Path, default=None,
+                        help="a previous run's <out> of this study: its rows are kept (no sweep "
+                             "is rerun) and the summary and markdown rewritten from them")
     args = parser.parse_args()
     if not (args.study / "tables" / "prompts.parquet").is_file():
         raise SystemExit(f"{args.study}/tables/prompts.parquet not found: not a finished study")
@@ -756,11 +772,12 @@ def main() -> None:
     }
     frames = []
     for name, run in knobs.items():
-        if args.knobs is None or name in args.knobs:
+        if not args.rows and (args.knobs is None or name in args.knobs):
             t0 = time.perf_counter()
             frames += run()
             print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr)
-    table = finish(frames)
+    table = pd.read_csv(args.rows) if args.rows else finish(frames)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(args.out, index=False)
     constants = cost_constants(jobs, t, docs_per_set=(
         docs.groupby("set")["document"].nunique().mean() if docs is not None else np.nan))
@@ -768,7 +785,8 @@ def main() -> None:
     brief = summary(table, targets=cfg.get("precision") or {})
     brief.to_csv(args.out.with_name(f"{args.out.stem}_summary.csv"), index=False)
     args.out.with_suffix(".md").write_text(markdown(
-        brief, full_design(full, cfg.get("precision") or {}), boot=args.boot,
+        brief, full_design(full, cfg.get("precision") or {}, main_base=main_base(cfg)),
+        boot=args.boot,
         full_cost=full_cost))
     with pd.option_context("display.width", 200, "display.max_rows", 200,
                            "display.max_columns", 20):
