@@ -628,12 +628,20 @@ def finish(frames: list[pd.DataFrame]) -> pd.DataFrame:
     return table[OUT]
 
 
+def target_rows(f: pd.DataFrame) -> pd.DataFrame:
+    """The rows a claim's precision target is read on: the main world's SFT rows with a CI, or
+    all its rows with a CI when it has none there (E3 reads the prior worlds)."""
+    f = f[f["half_width"].notna()]
+    main = f["condition"].str.startswith("main/") & f["condition"].str.contains("/sft/")
+    has_main = main.groupby(f["claim"]).transform("any")
+    return f[main | ~has_main]
+
+
 def targets_met(f: pd.DataFrame, targets: dict) -> str:
-    """Whether every effect row of a claim with a precision target (config ``precision``:
-    claim -> largest 95 % CI half-width) of the main world's SFT rows meets it: "yes", "no (C2
-    0.12 > 0.05, ...)", or "" when no row has a target."""
-    rows = f[f["claim"].isin(targets) & f["condition"].str.startswith("main/")
-             & f["condition"].str.contains("/sft/") & f["half_width"].notna()]
+    """Whether every row of a claim with a precision target (config ``precision``: claim ->
+    largest 95 % CI half-width) that ``target_rows`` reads meets it: "yes", "no (C2 0.12 >
+    0.05, ...)", or "" when no row has a target."""
+    rows = target_rows(f[f["claim"].isin(targets)])
     if rows.empty:
         return ""
     worst = rows.groupby("claim")["half_width"].max()
@@ -675,17 +683,17 @@ def md_table(frame: pd.DataFrame) -> str:
 
 def full_design(full: pd.DataFrame, targets: dict, main_base: str = "") -> pd.DataFrame:
     """Per claim, the study's own 95 % CI half-widths (at the sweeps' replicates): rows with a
-    CI, their median and largest, the largest over the main world's SFT rows (a claim without
-    such rows, E3: over all its rows), and whether that meets the config's target; with
+    CI, their median and largest, the largest over the rows its target is read on
+    (``target_rows``), and whether that meets the config's target; with
     ``main_base`` (a condition prefix, e.g. "main/s/3000000/sft/"), also the largest over that
     base's rows, the rebound experiment's effect."""
     f = finish([full.assign(knob="study", setting="full")])
+    read = target_rows(f)
     rows = []
     for claim, g in f.groupby("claim", sort=True):
         w = g["half_width"].dropna()
-        main = g[g["condition"].str.startswith("main/") & g["condition"].str.contains("/sft/")]
         target = targets.get(claim, np.nan)
-        worst = (main if main["half_width"].notna().any() else g)["half_width"].max()
+        worst = read.loc[read["claim"] == claim, "half_width"].max()
         base = g[g["condition"].str.startswith(main_base)]["half_width"].max() \
             if main_base else np.nan
         rows.append({"claim": claim, "rows": len(g), "with CI": len(w),
@@ -786,8 +794,7 @@ def main() -> None:
     brief.to_csv(args.out.with_name(f"{args.out.stem}_summary.csv"), index=False)
     args.out.with_suffix(".md").write_text(markdown(
         brief, full_design(full, cfg.get("precision") or {}, main_base=main_base(cfg)),
-        boot=args.boot,
-        full_cost=full_cost))
+        boot=args.boot, full_cost=full_cost))
     with pd.option_context("display.width", 200, "display.max_rows", 200,
                            "display.max_columns", 20):
         print("cost model constants:\n", constants.to_string(index=False))

@@ -25,8 +25,8 @@ IMPORTS = {
     "data": "import springback.runtime, datasets, pandas, springback.world, springback.data",
     "plot": "import springback.runtime, pandas, plotnine, springback.plots, springback.claims",
 }
-KIND = {"world": "data", "tokenizer": "data", "aggregate": "plot", "figures": "plot", "table_figures": "plot",
-        "claims": "plot", "manifest": "plot"}
+KIND = {"world": "data", "tokenizer": "data", "aggregate": "plot", "figures": "plot",
+        "table_figures": "plot", "claims": "plot", "manifest": "plot"}
 
 
 def startup_seconds(statement: str, reps: int = 2) -> float:

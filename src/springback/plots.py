@@ -506,7 +506,7 @@ def figures(kind: str, *, tasks: list[str], out: dict[str, list[str]],
     CSV files its builder reads: each output list holds (png, pdf) pairs, and a file's stem names
     its figure."""
     frames = {key: pd.read_csv(path) for key, path in tables.items()}
-    if kind == "tables":
+    if compression:  # only the table figures' rule declares them
         frames["compression"] = tuple(pd.read_csv(c) for c in compression)
     plots = FIGURE_SETS[kind](tasks=tasks, **frames)
     for files in out.values():
